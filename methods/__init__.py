@@ -1,0 +1,1 @@
+"""Built-in methods, registered through the ``mlbench.methods`` entry-point group."""

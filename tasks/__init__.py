@@ -1,0 +1,1 @@
+"""Built-in datasets and task variants, registered through the ``mlbench.tasks`` entry-point group."""
