@@ -1,0 +1,1 @@
+"""Readers and builders that turn raw corpora into tasks."""

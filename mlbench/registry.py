@@ -1,0 +1,222 @@
+"""Find methods and datasets: entry points, plus plugin files given on the command line.
+
+Built-ins are declared in mlbench's own ``pyproject.toml`` under the same
+entry-point groups as third-party plugins (``mlbench.methods``,
+``mlbench.tasks``), so every run exercises the plugin path. Names are read
+from the metadata without importing anything; a plugin is imported only when
+it is used or described, and one that fails to import becomes a warning, not a
+crash.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+from mlbench.api import Dataset, Method, MlbenchError, Task
+
+log = logging.getLogger(__name__)
+
+METHOD_GROUP = "mlbench.methods"
+TASK_GROUP = "mlbench.tasks"
+BUILTIN_DIST = "mlbench"
+AUTOLOAD_ENV = "MLBENCH_DISABLE_PLUGIN_AUTOLOAD"
+
+# Classes registered from ``--plugin file.py``: group -> name -> class.
+_local: dict[str, dict[str, type]] = {METHOD_GROUP: {}, TASK_GROUP: {}}
+
+
+class UnknownNameError(MlbenchError):
+    """An unknown method or task name (the CLI exits with status 2)."""
+
+
+@dataclass
+class Entry:
+    """One registered name; ``obj`` is filled when it is loaded."""
+
+    name: str
+    group: str
+    source: str  # distribution name, or the plugin file's path
+    entry_point: EntryPoint | None = None
+    obj: type | None = None
+    error: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.source == BUILTIN_DIST
+
+    def load(self) -> type:
+        if self.obj is None:
+            if self.entry_point is None:  # pragma: no cover - local entries always carry obj
+                raise MlbenchError(f"{self.name} has nothing to load")
+            try:
+                obj = self.entry_point.load()
+            except Exception as exc:  # a plugin's import error must not take the core down
+                self.error = f"{type(exc).__name__}: {exc}"
+                raise MlbenchError(
+                    f"plugin {self.name!r} (distribution {self.source!r}, entry point "
+                    f"{self.entry_point.value!r}) failed to load: {self.error}"
+                ) from exc
+            expected = Method if self.group == METHOD_GROUP else Dataset
+            if not (inspect.isclass(obj) and issubclass(obj, expected)):
+                self.error = f"{self.entry_point.value} is not a subclass of mlbench.api.{expected.__name__}"
+                raise MlbenchError(f"plugin {self.name!r} (distribution {self.source!r}): {self.error}")
+            self.obj = obj
+        return self.obj
+
+
+def _autoload_disabled() -> bool:
+    return os.environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0", "false", "False")
+
+
+def entries(group: str) -> tuple[dict[str, Entry], list[str]]:
+    """All entries of ``group`` by name, and warnings about clashes.
+
+    On a name clash the built-in wins, then the first distribution found; the
+    loser is named in a warning.
+    """
+    found: dict[str, Entry] = {}
+    warnings: list[str] = []
+    disabled = _autoload_disabled()
+    eps = sorted(entry_points(group=group), key=lambda ep: (ep.dist.name if ep.dist else "") != BUILTIN_DIST)
+    for ep in eps:
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if disabled and dist != BUILTIN_DIST:
+            continue
+        if ep.name in found:
+            if found[ep.name].source != dist:
+                warnings.append(
+                    f"{group} name {ep.name!r} from distribution {dist!r} ({ep.value}) clashes with "
+                    f"{found[ep.name].source!r}; ignoring {dist!r}"
+                )
+            continue
+        found[ep.name] = Entry(ep.name, group, dist, entry_point=ep)
+    for name, cls in _local[group].items():
+        if name in found:
+            warnings.append(
+                f"{group} name {name!r} from plugin file {inspect.getsourcefile(cls)} clashes with "
+                f"{found[name].source!r}; ignoring the file's"
+            )
+            continue
+        found[name] = Entry(name, group, str(inspect.getsourcefile(cls)), obj=cls)
+    return found, warnings
+
+
+def load_plugin_file(path: str | Path) -> list[str]:
+    """Import a local Python file and register the methods and datasets it defines.
+
+    Returns the registered names. Classes are found by subclassing
+    :class:`Method` or :class:`Dataset` and defining ``name`` in the file itself.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MlbenchError(f"plugin file {path} does not exist")
+    module_name = f"mlbench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise MlbenchError(f"plugin file {path} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise MlbenchError(f"plugin file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+    names = []
+    for obj in vars(module).values():
+        if not inspect.isclass(obj) or obj.__module__ != module_name or inspect.isabstract(obj):
+            continue
+        group = METHOD_GROUP if issubclass(obj, Method) else TASK_GROUP if issubclass(obj, Dataset) else None
+        if group is None or not isinstance(getattr(obj, "name", None), str):
+            continue
+        _local[group][obj.name] = obj
+        names.append(obj.name)
+    if not names:
+        raise MlbenchError(f"plugin file {path} defines no Method or Dataset subclass with a 'name'")
+    return names
+
+
+def method_names() -> list[str]:
+    return sorted(entries(METHOD_GROUP)[0])
+
+
+def dataset_names() -> list[str]:
+    return sorted(entries(TASK_GROUP)[0])
+
+
+def get_method(name: str) -> type[Method]:
+    found, _ = entries(METHOD_GROUP)
+    if name not in found:
+        raise UnknownNameError(f"unknown method {name!r}; available: {', '.join(sorted(found)) or 'none'}")
+    return found[name].load()
+
+
+def split_task_name(name: str, datasets: list[str]) -> tuple[str, list[str]]:
+    """``"rcv1-trim10-shuffled"`` → ("rcv1", ["trim10", "shuffled"]).
+
+    The longest registered dataset name that prefixes ``name`` wins, so a
+    plugin dataset may itself contain hyphens.
+    """
+    for ds in sorted(datasets, key=len, reverse=True):
+        if name == ds:
+            return ds, []
+        if name.startswith(ds + "-"):
+            return ds, name[len(ds) + 1 :].split("-")
+    raise UnknownNameError(
+        f"unknown task {name!r}; datasets: {', '.join(sorted(datasets)) or 'none'} "
+        "(add -shuffled and/or -trim<k>, e.g. reuters-shuffled, reuters-trim10)"
+    )
+
+
+def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_kwargs: Any) -> Task:
+    """Load a task by name: a dataset followed by variants, e.g. ``reuters-shuffled``."""
+    from mlbench.tasks.variants import apply_variant, parse_variant
+
+    found, _ = entries(TASK_GROUP)
+    ds_name, variants = split_task_name(name, list(found))
+    for v in variants:  # validate every token before any expensive load
+        parse_variant(v)
+    dataset_cls = found[ds_name].load()
+    task = dataset_cls(**dataset_kwargs).load(data_dir=data_dir, seed=seed)
+    for v in variants:
+        task = apply_variant(task, v)
+    return task
+
+
+@dataclass
+class Row:
+    kind: str
+    name: str
+    description: str
+    source: str
+    status: str  # "ok" or a warning
+
+
+def describe_all() -> tuple[list[Row], list[str]]:
+    """Every method and dataset with a one-line description; broken plugins become warning rows.
+
+    Loading a method's class imports its module, which by convention imports
+    no heavy framework at the top (torch is imported inside ``fit``).
+    """
+    rows: list[Row] = []
+    warnings: list[str] = []
+    for kind, group in (("method", METHOD_GROUP), ("task", TASK_GROUP)):
+        found, clash = entries(group)
+        warnings.extend(clash)
+        for name in sorted(found):
+            e = found[name]
+            try:
+                obj = e.load()
+                desc = (getattr(obj, "description", "") or "").strip().splitlines()
+                rows.append(Row(kind, name, desc[0] if desc else "", e.source, "ok"))
+            except MlbenchError as exc:
+                rows.append(Row(kind, name, "", e.source, f"WARNING: {e.error or exc}"))
+                warnings.append(str(exc))
+    return rows, warnings
