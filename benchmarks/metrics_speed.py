@@ -253,6 +253,8 @@ def markdown(rows: list[Row], problem: dict[str, Any], cmd: str) -> str:
         "scikit-learn gets the CSR matrices for every set-based metric; `ndcg_score` rejects sparse `y_true` and",
         "gets a dense copy made outside the timed region, with `ignore_ties=True` (the scores are continuous, so",
         "this changes no value and matches mlbench's arbitrary tie-breaking). scikit-learn has no P@k.",
+        "mlbench's ranking rows are dominated by `np.argpartition` over the dense score matrix; its `evaluate`",
+        "row computes P@k as well, which the scikit-learn side does not.",
         "",
         "## Machine",
         "",

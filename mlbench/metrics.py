@@ -16,10 +16,12 @@ Conventions, all matching scikit-learn with ``zero_division=0``:
   labels absent from both the truth and the prediction.
 
 Ranking metrics (P@k, nDCG@k) take a dense ``n x L`` score matrix. Documents
-without any true label contribute 0 to both and still count in the mean, so a
-method is never rewarded for the documents it cannot be scored on. Ties between
-scores are broken arbitrarily (by numpy's selection order); give continuous
-scores when exact reproducibility across numpy versions matters.
+without any true label contribute 0 to both and still count in the mean (as in
+scikit-learn's ``ndcg_score``), so every method is averaged over the same
+documents. Ties between scores are broken arbitrarily (by numpy's selection
+order), so with tied scores :func:`evaluate`, which selects the top ``max(ks)``
+once, may differ from a separate call at a smaller ``k``; continuous scores
+avoid both effects.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 #: Anything :class:`scipy.sparse.csr_matrix` accepts: sparse matrices/arrays, dense 0/1 arrays, nested lists.
@@ -132,7 +135,7 @@ def _confusion(y_true: IndicatorLike, y_pred: IndicatorLike) -> _Confusion:
     )
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _ratio(num: npt.ArrayLike, den: npt.ArrayLike) -> np.ndarray:
     """Elementwise ``num / den`` with 0 where ``den == 0`` (zero_division=0)."""
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
@@ -141,7 +144,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+def _f1(tp: np.ndarray | int, fp: np.ndarray | int, fn: np.ndarray | int) -> np.ndarray:
     # The count form avoids the 0/0 of 2PR/(P+R) and equals scikit-learn's own formula.
     return _ratio(2 * tp, 2 * tp + fp + fn)
 
@@ -226,6 +229,7 @@ def frequency_groups(label_freq: np.ndarray, fraction: float = 0.1) -> tuple[np.
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
     # Rounding first stops float noise from adding a label (0.1 * 30 == 3.0000000000000004).
     m = math.ceil(round(fraction * len(freq), 9))
+    # Negated as float: negating unsigned counts would wrap around.
     ranking = np.argsort(-freq.astype(np.float64), kind="stable")
     return np.sort(ranking[:m]), np.sort(ranking[len(freq) - m :])
 

@@ -1,0 +1,251 @@
+"""The ``mlbench`` command line.
+
+Heavy libraries (torch, MLflow, Optuna) are imported inside the commands that
+need them, so ``mlbench list`` and ``mlbench --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from mlbench import __version__
+from mlbench.api import MlbenchError
+from mlbench.registry import UnknownNameError
+
+log = logging.getLogger("mlbench")
+
+
+class UsageError(MlbenchError):
+    """Bad command-line input (exit status 2)."""
+
+
+def parse_value(text: str) -> Any:
+    """``--param`` values: JSON literals (numbers, true/false/null, lists) else plain strings."""
+    aliases = {"True": True, "False": False, "None": None}
+    if text in aliases:
+        return aliases[text]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param expects key=value, got {item!r}")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def _load_plugins(args: argparse.Namespace) -> None:
+    from mlbench.registry import load_plugin_file
+
+    for path in getattr(args, "plugin", None) or []:
+        load_plugin_file(path)
+
+
+# ------------------------------------------------------------------- commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from mlbench.registry import describe_all
+
+    rows, warnings = describe_all()
+    for kind in ("method", "task"):
+        print(f"{kind}s:")
+        for r in (r for r in rows if r.kind == kind):
+            origin = "" if r.source == "mlbench" else f"  [{r.source}]"
+            text = r.description if r.status == "ok" else r.status
+            print(f"  {r.name:<14} {text}{origin}")
+        if kind == "task":
+            print("  (every task also comes as <task>-shuffled and <task>-trim<k>, e.g. reuters-shuffled, reuters-trim10)")
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _tracker(args: argparse.Namespace):
+    from mlbench.tracking import Tracker
+
+    return Tracker(args.tracking_uri, artifact_dir=args.artifact_dir)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mlbench.registry import get_method, get_task
+    from mlbench.runner import format_summary, resolve_device, run_once
+
+    method_cls = get_method(args.method)
+    params = parse_params(args.param)
+    method_cls(preset=args.preset, **params)  # validate the parameters before loading any data
+    device = resolve_device(args.device, method_cls)
+    task = get_task(args.task, data_dir=args.data_dir)
+    print(
+        f"task {task.name}: {len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
+        f"{task.n_labels} labels, fingerprint {task.fingerprint}",
+        file=sys.stderr,
+    )
+    tracker = None if args.no_tracking else _tracker(args)
+    results = []
+    for seed in args.seeds:
+        results.append(
+            run_once(
+                method_cls,
+                task,
+                params,
+                seed=seed,
+                device=device,
+                tracker=tracker,
+                preset=args.preset,
+                progress=not args.quiet,
+                log_predictions=not args.no_predictions,
+            )
+        )
+    print(format_summary(results))
+    if tracker is not None:
+        print(
+            f"\nlogged {len(results)} run(s) to {args.tracking_uri} (experiment {task.name!r}); "
+            f"browse them with: mlbench ui" + ("" if args.tracking_uri == _default_uri() else f" --tracking-uri {args.tracking_uri}"),
+        )
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mlbench.registry import get_task
+
+    task = get_task(args.task, data_dir=args.data_dir)
+    if args.action == "fetch":
+        print(f"{task.name}: ready ({len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
+              f"{task.n_labels} labels, fingerprint {task.fingerprint})")
+        return 0
+    info = task.summary()
+    freq = task.label_freq
+    for k, v in info.items():
+        print(f"{k:<20} {v}")
+    docs_len = [len(t.split()) for t in task.train.texts]
+    import numpy as np
+
+    print(f"{'train_median_words':<20} {int(np.median(docs_len)) if docs_len else 0}")
+    print(f"{'train_empty_docs':<20} {sum(1 for t in task.train.texts if not t.strip())}")
+    top = ", ".join(f"{task.labels[j]} ({freq[j]})" for j in range(min(args.top, task.n_labels)))
+    print(f"{'top_labels':<20} {top}")
+    rare = int((freq < 10).sum())
+    print(f"{'labels_under_10':<20} {rare} (train documents < 10)")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    exe = shutil.which("mlflow")
+    cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
+    cmd += [
+        "server",
+        "--backend-store-uri",
+        args.tracking_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} over {args.tracking_uri} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
+
+
+# ------------------------------------------------------------------- parser
+
+
+def _default_uri() -> str:
+    from mlbench.tracking import DEFAULT_TRACKING_URI
+
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlbench", description="Benchmark harness for multi-label classification."
+    )
+    parser.add_argument("--version", action="version", version=f"mlbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def tracking_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tracking-uri", default=_default_uri(),
+                       help="MLflow store or server (default: sqlite:///mlflow.db in the working directory)")
+
+    def plugin_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plugin", action="append", metavar="FILE.py",
+                       help="register the methods/tasks defined in a local Python file (repeatable)")
+
+    p = sub.add_parser("list", help="list methods and tasks")
+    plugin_opt(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="train a method on a task, evaluate on test, log to MLflow")
+    p.add_argument("--method", "-m", required=True)
+    p.add_argument("--task", "-t", required=True, help="e.g. reuters, reuters-shuffled, rcv1-trim10, synthetic")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter (repeatable)")
+    p.add_argument("--preset", choices=["small", "paper"], default="small",
+                   help="size preset: small (CPU-sized, default) or paper (the paper's sizes)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="the dataset's folder (default: $MLBENCH_DATA/<dataset> or ~/.cache/mlbench/<dataset>)")
+    tracking_opts(p)
+    p.add_argument("--artifact-dir", default="mlartifacts", help="artifact folder of a local store (default ./mlartifacts)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-predictions", action="store_true", help="do not store test predictions as an artifact")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    plugin_opt(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("data", help="fetch a dataset or describe a task")
+    p.add_argument("action", choices=["fetch", "info"])
+    p.add_argument("task")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--top", type=int, default=10, help="labels to show with info")
+    plugin_opt(p)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1 over the same store")
+    tracking_opts(p)
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        _load_plugins(args)
+        return int(args.func(args) or 0)
+    except (UnknownNameError, UsageError) as exc:
+        print(f"mlbench: error: {exc}", file=sys.stderr)
+        return 2
+    except MlbenchError as exc:
+        print(f"mlbench: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mlbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
