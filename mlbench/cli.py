@@ -144,6 +144,23 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from mlbench.contract import run_contract
+    from mlbench.registry import get_method
+
+    method_cls = get_method(args.method)
+    print(f"checking method {args.method!r} against the mlbench contract (tiny synthetic task)")
+
+    def show(r) -> None:
+        mark = "PASS" if r.passed else "FAIL"
+        print(f"  {mark}  {r.name}" + (f": {r.detail}" if r.detail else ""), flush=True)
+
+    results = run_contract(method_cls, params=parse_params(args.param), on_result=show)
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     exe = shutil.which("mlflow")
     cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
@@ -218,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="labels to show with info")
     plugin_opt(p)
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("check", help="run the method contract (shapes, label order, determinism, ...) on a method")
+    p.add_argument("method")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter for the check (repeatable)")
+    plugin_opt(p)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1 over the same store")
     tracking_opts(p)

@@ -1,0 +1,125 @@
+"""Entry-point discovery, plugin files, broken plugins and task-name parsing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mlbench import registry
+from mlbench.api import MlbenchError
+from mlbench.registry import UnknownNameError, split_task_name
+
+PLUGIN_MODULE = '''
+from mlbench.api import Method
+from mlbench.methods.br import BinaryRelevance
+
+
+class EchoBR(BinaryRelevance):
+    name = "echo-br"
+    description = "BR under another name, from a third-party distribution"
+'''
+
+
+def _install_fake_distribution(root: Path, name: str, entry_points: str, modules: dict[str, str]) -> None:
+    """Write a real ``.dist-info`` with entry points: what ``pip install`` leaves behind."""
+    info = root / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    for mod, src in modules.items():
+        (root / f"{mod}.py").write_text(src)
+
+
+@pytest.fixture
+def fake_plugins(tmp_path, monkeypatch):
+    _install_fake_distribution(
+        tmp_path,
+        "mlbench_echo",
+        "[mlbench.methods]\necho-br = mlbench_echo_mod:EchoBR\n",
+        {"mlbench_echo_mod": PLUGIN_MODULE},
+    )
+    _install_fake_distribution(
+        tmp_path,
+        "mlbench_broken",
+        "[mlbench.methods]\nbroken = mlbench_broken_mod:Nope\nbr = mlbench_broken_mod:Nope\n",
+        {"mlbench_broken_mod": "raise ImportError('this plugin needs a library that is not installed')\n"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_builtins_come_through_entry_points():
+    names = registry.method_names()
+    assert "br" in names
+    found, _ = registry.entries(registry.METHOD_GROUP)
+    assert found["br"].source == "mlbench" and found["br"].entry_point is not None
+    assert {"reuters", "rcv1", "synthetic"} <= set(registry.dataset_names())
+
+
+def test_third_party_plugin_is_listed_and_usable(fake_plugins):
+    assert "echo-br" in registry.method_names()
+    cls = registry.get_method("echo-br")
+    assert cls.name == "echo-br"
+    rows, warnings = registry.describe_all()
+    row = next(r for r in rows if r.name == "echo-br")
+    assert row.status == "ok" and row.source == "mlbench_echo"
+
+
+def test_broken_plugin_is_a_warning_row_and_clash_is_named(fake_plugins):
+    rows, warnings = registry.describe_all()
+    broken = next(r for r in rows if r.name == "broken")
+    assert broken.status.startswith("WARNING") and "not installed" in broken.status
+    # the built-in keeps its name; the clashing distribution is named in a warning
+    assert next(r for r in rows if r.name == "br").source == "mlbench"
+    assert any("mlbench_broken" in w and "'br'" in w for w in warnings)
+    with pytest.raises(MlbenchError, match="mlbench_broken"):
+        registry.get_method("broken")
+
+
+def test_autoload_can_be_disabled(fake_plugins, monkeypatch):
+    monkeypatch.setenv("MLBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "echo-br" not in registry.method_names()
+    assert "br" in registry.method_names()
+
+
+def test_plugin_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_local", {registry.METHOD_GROUP: {}, registry.TASK_GROUP: {}})
+    f = tmp_path / "my_method.py"
+    f.write_text(PLUGIN_MODULE.replace("echo-br", "file-br"))
+    assert registry.load_plugin_file(f) == ["file-br"]
+    assert registry.get_method("file-br").name == "file-br"
+    empty = tmp_path / "nothing.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(MlbenchError, match="defines no Method"):
+        registry.load_plugin_file(empty)
+    with pytest.raises(MlbenchError, match="does not exist"):
+        registry.load_plugin_file(tmp_path / "missing.py")
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="available: .*br"):
+        registry.get_method("no-such-method")
+    with pytest.raises(UnknownNameError, match="datasets: rcv1, reuters, synthetic"):
+        registry.get_task("no-such-task")
+    with pytest.raises(MlbenchError, match="unknown task variant 'trimx'"):
+        registry.get_task("synthetic-trimx")
+
+
+def test_split_task_name_prefers_the_longest_dataset():
+    assert split_task_name("rcv1", ["rcv1"]) == ("rcv1", [])
+    assert split_task_name("rcv1-trim10-shuffled", ["rcv1"]) == ("rcv1", ["trim10", "shuffled"])
+    assert split_task_name("my-data-shuffled", ["my", "my-data"]) == ("my-data", ["shuffled"])
+
+
+def test_list_does_not_import_torch():
+    code = (
+        "import sys; from mlbench.cli import main; main(['list']); "
+        "assert 'torch' not in sys.modules, 'torch imported'; assert 'mlflow' not in sys.modules"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "br " in proc.stdout and "reuters" in proc.stdout
