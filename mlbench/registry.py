@@ -52,22 +52,41 @@ class Entry:
     def builtin(self) -> bool:
         return self.source == BUILTIN_DIST
 
+    @property
+    def origin(self) -> str:
+        """Where the name comes from, for messages and run tags: "mlbench-omikuji 0.1.0", "file x.py"."""
+        if self.entry_point is None:
+            return f"plugin file {self.source}"
+        dist = self.entry_point.dist
+        version = dist.version if dist is not None else "?"
+        return f"{self.source} {version}" + (" (built-in)" if self.builtin else "")
+
+    def _fail(self, error: str) -> MlbenchError:
+        self.error = error
+        if self.entry_point is not None:
+            where = f"distribution {self.source!r}, entry point '{self.name} = {self.entry_point.value}'"
+        else:
+            where = f"plugin file {self.source}"
+        return MlbenchError(f"plugin {self.name!r} ({where}): {error}")
+
     def load(self) -> type:
         if self.obj is None:
             if self.entry_point is None:  # pragma: no cover - local entries always carry obj
                 raise MlbenchError(f"{self.name} has nothing to load")
             try:
                 obj = self.entry_point.load()
-            except Exception as exc:  # a plugin's import error must not take the core down
-                self.error = f"{type(exc).__name__}: {exc}"
-                raise MlbenchError(
-                    f"plugin {self.name!r} (distribution {self.source!r}, entry point "
-                    f"{self.entry_point.value!r}) failed to load: {self.error}"
-                ) from exc
+            except (Exception, SystemExit) as exc:  # a plugin's import error must not take the core down
+                raise self._fail(f"failed to load: {type(exc).__name__}: {exc}") from exc
             expected = Method if self.group == METHOD_GROUP else Dataset
             if not (inspect.isclass(obj) and issubclass(obj, expected)):
-                self.error = f"{self.entry_point.value} is not a subclass of mlbench.api.{expected.__name__}"
-                raise MlbenchError(f"plugin {self.name!r} (distribution {self.source!r}): {self.error}")
+                raise self._fail(f"{self.entry_point.value} is not a subclass of mlbench.api.{expected.__name__}")
+            if inspect.isabstract(obj):
+                missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+                raise self._fail(f"{self.entry_point.value} does not implement {missing}")
+            declared = getattr(obj, "name", None)
+            if declared != self.name:
+                # runs are logged under the class's name: the two must agree
+                raise self._fail(f"{self.entry_point.value} declares name {declared!r}, not the entry point's {self.name!r}")
             self.obj = obj
         return self.obj
 
@@ -93,8 +112,8 @@ def entries(group: str) -> tuple[dict[str, Entry], list[str]]:
         if ep.name in found:
             if found[ep.name].source != dist:
                 warnings.append(
-                    f"{group} name {ep.name!r} from distribution {dist!r} ({ep.value}) clashes with "
-                    f"{found[ep.name].source!r}; ignoring {dist!r}"
+                    f"{group} name {ep.name!r} from distribution {dist!r} (entry point '{ep.name} = {ep.value}') "
+                    f"clashes with distribution {found[ep.name].source!r}; ignoring {dist!r}"
                 )
             continue
         found[ep.name] = Entry(ep.name, group, dist, entry_point=ep)
@@ -143,6 +162,19 @@ def load_plugin_file(path: str | Path) -> list[str]:
     return names
 
 
+_warned: set[str] = set()
+
+
+def _resolve(group: str) -> dict[str, Entry]:
+    """``entries(group)``, logging each clash warning once per process (``list`` prints them itself)."""
+    found, warnings = entries(group)
+    for w in warnings:
+        if w not in _warned:
+            _warned.add(w)
+            log.warning(w)
+    return found
+
+
 def method_names() -> list[str]:
     return sorted(entries(METHOD_GROUP)[0])
 
@@ -152,10 +184,18 @@ def dataset_names() -> list[str]:
 
 
 def get_method(name: str) -> type[Method]:
-    found, _ = entries(METHOD_GROUP)
+    found = _resolve(METHOD_GROUP)
     if name not in found:
         raise UnknownNameError(f"unknown method {name!r}; available: {', '.join(sorted(found)) or 'none'}")
     return found[name].load()
+
+
+def method_origin(name: str) -> str:
+    """The distribution and version (or plugin file) that provides method ``name``."""
+    found, _ = entries(METHOD_GROUP)
+    if name not in found:
+        raise UnknownNameError(f"unknown method {name!r}; available: {', '.join(sorted(found)) or 'none'}")
+    return found[name].origin
 
 
 def split_task_name(name: str, datasets: list[str]) -> tuple[str, list[str]]:
@@ -179,7 +219,7 @@ def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_k
     """Load a task by name: a dataset followed by variants, e.g. ``reuters-shuffled``."""
     from mlbench.tasks.variants import apply_variant, parse_variant
 
-    found, _ = entries(TASK_GROUP)
+    found = _resolve(TASK_GROUP)
     ds_name, variants = split_task_name(name, list(found))
     for v in variants:  # validate every token before any expensive load
         parse_variant(v)

@@ -80,6 +80,109 @@ def test_broken_plugin_is_a_warning_row_and_clash_is_named(fake_plugins):
         registry.get_method("broken")
 
 
+BAD_CLASSES_MODULE = """
+import sys
+
+from mlbench.api import Method
+
+
+class NotAMethod:
+    name = "not-a-method"
+
+
+class Abstract(Method):
+    name = "abstract"
+    description = "forgot fit and predict"
+
+
+class Misnamed(Method):
+    name = "something-else"
+    description = "entry point and class disagree"
+
+    def fit(self, train, valid, ctx):
+        return self
+
+    def predict(self, split):
+        raise NotImplementedError
+"""
+
+
+@pytest.fixture
+def bad_plugins(tmp_path, monkeypatch):
+    _install_fake_distribution(
+        tmp_path,
+        "mlbench_bad",
+        "[mlbench.methods]\n"
+        "not-a-method = mlbench_bad_mod:NotAMethod\n"
+        "abstract = mlbench_bad_mod:Abstract\n"
+        "misnamed = mlbench_bad_mod:Misnamed\n"
+        "exits = mlbench_exits_mod:X\n",
+        {"mlbench_bad_mod": BAD_CLASSES_MODULE, "mlbench_exits_mod": "raise SystemExit('plugin called exit()')\n"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("not-a-method", "mlbench_bad_mod:NotAMethod is not a subclass of mlbench.api.Method"),
+        ("abstract", "mlbench_bad_mod:Abstract does not implement fit, predict"),
+        ("misnamed", "declares name 'something-else', not the entry point's 'misnamed'"),
+        ("exits", "failed to load: SystemExit: plugin called exit()"),
+    ],
+)
+def test_bad_plugin_classes_are_named_errors(bad_plugins, name, message):
+    with pytest.raises(MlbenchError) as err:
+        registry.get_method(name)
+    text = str(err.value)
+    assert message in text
+    assert "distribution 'mlbench_bad'" in text and f"entry point '{name} = " in text
+    rows, _ = registry.describe_all()
+    row = next(r for r in rows if r.name == name)
+    assert row.status.startswith("WARNING") and message in row.status
+    assert registry.get_method("br").name == "br"  # built-ins unaffected
+
+
+def test_clash_is_logged_when_a_name_is_used(fake_plugins, caplog, monkeypatch):
+    monkeypatch.setattr(registry, "_warned", set())
+    with caplog.at_level("WARNING", logger="mlbench.registry"):
+        assert registry.get_method("br").__module__ == "mlbench.methods.br"
+        registry.get_method("br")
+    clash = [r.getMessage() for r in caplog.records if "clashes" in r.getMessage()]
+    assert len(clash) == 1  # once per process, not per lookup
+    assert "distribution 'mlbench_broken' (entry point 'br = mlbench_broken_mod:Nope')" in clash[0]
+
+
+def test_method_origin_names_distribution_and_version(fake_plugins):
+    assert registry.method_origin("echo-br") == "mlbench_echo 0.1"
+    assert registry.method_origin("br").endswith("(built-in)")
+
+
+def _cli(args: list[str], cwd: Path, extra_path: Path | None = None, env: dict | None = None):
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    if extra_path is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), full_env.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-m", "mlbench.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_list_survives_broken_plugins_through_the_cli(fake_plugins, bad_plugins, tmp_path):
+    proc = _cli(["list"], cwd=tmp_path, extra_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "br " in proc.stdout and "echo-br" in proc.stdout and "[mlbench_echo]" in proc.stdout
+    broken = next(line for line in proc.stdout.splitlines() if line.strip().startswith("broken "))
+    assert "WARNING" in broken and "not installed" in broken and "[mlbench_broken]" in broken
+    assert "clashes with distribution 'mlbench'" in proc.stderr
+    # and with autoload off, only built-ins, no warning
+    quiet = _cli(["list"], cwd=tmp_path, extra_path=tmp_path, env={"MLBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert quiet.returncode == 0 and "echo-br" not in quiet.stdout and "broken" not in quiet.stdout
+    assert "warning" not in quiet.stderr
+
+
 def test_autoload_can_be_disabled(fake_plugins, monkeypatch):
     monkeypatch.setenv("MLBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert "echo-br" not in registry.method_names()
