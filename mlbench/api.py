@@ -227,6 +227,10 @@ class Method(ABC):
     description: ClassVar[str] = ""
     #: The input the method consumes; built-ins all take raw texts and own their featurisation.
     input: ClassVar[str] = "text"
+    #: Why two fits under the same seed may differ, for a method that cannot be seeded (e.g. a
+    #: library with its own unseeded random generator); empty for a reproducible method. The
+    #: contract then reports its determinism check as SKIP with this reason instead of FAIL.
+    nondeterministic: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {"small": {}, "paper": {}}
 

@@ -146,18 +146,20 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from mlbench.contract import run_contract
-    from mlbench.registry import get_method
+    from mlbench.registry import get_method, method_origin
 
     method_cls = get_method(args.method)
-    print(f"checking method {args.method!r} against the mlbench contract (tiny synthetic task)")
+    print(f"checking method {args.method!r} from {method_origin(args.method)} against the mlbench contract "
+          "(tiny synthetic task)")
 
     def show(r) -> None:
-        mark = "PASS" if r.passed else "FAIL"
-        print(f"  {mark}  {r.name}" + (f": {r.detail}" if r.detail else ""), flush=True)
+        print(f"  {r.status}  {r.name}" + (f": {r.detail}" if r.detail else ""), flush=True)
 
     results = run_contract(method_cls, params=parse_params(args.param), on_result=show)
     failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
+    skipped = sum(r.skipped for r in results)
+    print(f"{len(results) - failed - skipped} passed, {skipped} skipped, {failed} failed"
+          + (f": {args.method!r} does not meet the contract" if failed else ""))
     return 1 if failed else 0
 
 

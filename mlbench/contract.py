@@ -3,9 +3,12 @@
 Runs a method on a tiny synthetic task (seconds) and checks what the harness
 relies on: prediction shapes and types, columns in the task's label order,
 determinism under a seed, empty documents, labels never seen in training,
-scores, and save/load when offered. ``tests/test_contract.py`` runs it over
-every registered method and ``mlbench check <method>`` runs it for plugin
-authors.
+scores, save/load when offered, and a search space that names known
+parameters. ``tests/test_contract.py`` runs it over every registered method and
+``mlbench check <method>`` runs it for plugin authors.
+
+A check passes, fails, or is skipped with a reason (a part the method does not
+offer, or determinism for a method that declares ``nondeterministic``).
 
 A method may declare ``contract_params`` (a dict of hyperparameters) to make
 itself small enough for these checks; it is merged over its defaults.
@@ -36,8 +39,17 @@ MIN_MICRO_F1 = 0.5
 @dataclass
 class CheckResult:
     name: str
-    passed: bool
+    passed: bool  # a skipped check counts as passed
     detail: str = ""
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        return "SKIP" if self.skipped else "PASS" if self.passed else "FAIL"
+
+
+class Skip(Exception):
+    """Raised by a check that does not apply; its message is the reason."""
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +102,8 @@ def run_contract(
         try:
             problem = fn()
             res = CheckResult(name, not problem, problem or "")
+        except Skip as reason:
+            res = CheckResult(name, True, str(reason), skipped=True)
         except Exception as exc:  # report, never crash the whole check run
             tb = traceback.format_exc(limit=3).strip().splitlines()
             res = CheckResult(name, False, f"{type(exc).__name__}: {exc} ({tb[-3].strip() if len(tb) >= 3 else ''})")
@@ -127,6 +141,10 @@ def run_contract(
             return "skipped: fit failed"
         again = _fit(method_cls, task, 0, params).predict(task.test)
         diff = (sp.csr_matrix(again) != sp.csr_matrix(state["pred"])).nnz
+        reason = getattr(method_cls, "nondeterministic", "")
+        if reason:
+            cells = len(task.test) * task.n_labels
+            raise Skip(f"declared not reproducible ({reason}); two fits disagreed on {diff} of {cells} test cells")
         return f"two fits with seed 0 disagree on {diff} test cells" if diff else ""
 
     def empty_documents() -> str:
@@ -151,7 +169,7 @@ def run_contract(
         if model is None:
             return "skipped: fit failed"
         if not model.supports_scores:
-            return ""
+            raise Skip("no predict_scores (ranking metrics P@k and nDCG@k are left out)")
         s = np.asarray(model.predict_scores(task.test))
         if s.shape != (len(task.test), task.n_labels):
             return f"predict_scores returned shape {s.shape}"
@@ -164,13 +182,33 @@ def run_contract(
         if model is None:
             return "skipped: fit failed"
         if not model.supports_save:
-            return ""
+            raise Skip("no save/load")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model"
             model.save(path)
             again = method_cls.load(path).predict(task.test)
         diff = (sp.csr_matrix(again) != sp.csr_matrix(state["pred"])).nnz
         return f"reloaded model disagrees on {diff} test cells" if diff else ""
+
+    def search_space() -> str:
+        import optuna
+
+        if method_cls.search_space.__func__ is Method.search_space.__func__:
+            raise Skip("no search space: --trials has nothing to tune")
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+            for _ in range(5):  # a few draws reach most categorical branches
+                trial = study.ask()
+                drawn = method_cls.search_space(trial)
+                if not isinstance(drawn, dict):
+                    return f"search_space returned {type(drawn).__name__}, expected a dict of parameters"
+                method_cls(preset="small", **drawn)  # unknown names raise here
+                study.tell(trial, 0.0)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        return ""
 
     check("declares name, description and presets", declares)
     check("fit/predict returns a sparse 0/1 matrix of the right shape", fits_and_predicts)
@@ -180,4 +218,5 @@ def run_contract(
     check("handles a label never seen in training", unseen_label)
     check("predict_scores shape and finiteness (if offered)", scores)
     check("save/load round trip (if offered)", save_load)
+    check("search space draws known parameters (if offered)", search_space)
     return results

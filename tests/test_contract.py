@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlbench.api import Method
 from mlbench.contract import contract_task, run_contract
 from mlbench.registry import get_method, method_names
 
@@ -21,7 +22,7 @@ def test_method_contract(name):
     results = run_contract(get_method(name))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, "\n".join(failed)
-    assert len(results) == 8
+    assert len(results) == 9
 
 
 class _ShiftedColumns(get_method("br")):
@@ -59,3 +60,60 @@ def test_contract_catches_columns_out_of_order():
 def test_contract_catches_nondeterminism():
     results = {r.name: r.passed for r in run_contract(_Unseeded)}
     assert results["deterministic under a seed"] is False
+
+
+class _DeclaredNondeterministic(_Unseeded):
+    """Same randomness, but declared: the determinism check is skipped with the reason, not failed."""
+
+    name = "declared-nondeterministic"
+    nondeterministic = "thresholds at random on purpose"
+
+
+class _Bare(get_method("br")):
+    """No scores, no save/load, no search space: those checks are skipped, not failed."""
+
+    name = "bare"
+    predict_scores = Method.predict_scores
+    save = Method.save
+    search_space = Method.__dict__["search_space"]
+
+    def predict(self, split):
+        import numpy as np
+
+        from mlbench.api import as_binary_csr
+        from mlbench.methods.linear import sigmoid
+
+        X = self.vectorizer_.transform(split.texts)
+        return as_binary_csr(sigmoid(np.asarray(X @ self.W_) + self.b_) >= 0.5, len(split), split.n_labels)
+
+
+class _BadSearchSpace(get_method("br")):
+    name = "bad-space"
+
+    @classmethod
+    def search_space(cls, trial):
+        return {"C": trial.suggest_float("C", 1.0, 10.0), "no_such_param": 1}
+
+
+def test_declared_nondeterminism_is_a_skip_with_its_reason():
+    results = {r.name: r for r in run_contract(_DeclaredNondeterministic)}
+    det = results["deterministic under a seed"]
+    assert det.skipped and det.passed and det.status == "SKIP"
+    assert "thresholds at random on purpose" in det.detail and "disagreed on" in det.detail
+
+
+def test_parts_not_offered_are_skipped():
+    results = {r.name: r for r in run_contract(_Bare)}
+    assert not [r.name for r in results.values() if not r.passed]
+    skipped = {name for name, r in results.items() if r.skipped}
+    assert skipped == {
+        "predict_scores shape and finiteness (if offered)",
+        "save/load round trip (if offered)",
+        "search space draws known parameters (if offered)",
+    }
+
+
+def test_search_space_with_unknown_parameter_fails():
+    results = {r.name: r for r in run_contract(_BadSearchSpace)}
+    bad = results["search space draws known parameters (if offered)"]
+    assert not bad.passed and "no_such_param" in bad.detail
