@@ -1,0 +1,291 @@
+"""``NeuralMethod``: the fit/predict/save plumbing every neural method shares.
+
+A subclass builds its network and says how to compute a batch's loss and a
+batch's 0/1 prediction; this base class owns the text pipeline (vocabulary from
+training texts, truncation), length-bucketed batching, the training loop
+(:mod:`.train`), validation micro-F1 for model selection, prediction in
+length-sorted batches put back in document order, and persistence.
+
+This module does not import torch at import time (``mlbench list`` imports the
+method classes); everything heavy is imported inside the methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
+from mlbench.methods.neural.text import EncodedTexts, Vocabulary, encode_texts, tokenize
+
+if TYPE_CHECKING:
+    import torch
+
+    from mlbench.methods.neural.batching import Batch
+
+log = logging.getLogger(__name__)
+
+#: Hyperparameters of the text pipeline and the training loop, shared by every neural method.
+NEURAL_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 50_000,  # embedding rows, PAD and UNK included
+    "min_count": 1,  # a word needs this many training occurrences to get its own id
+    "max_len": 256,  # tokens kept per document (the first ones)
+    "batch_size": 64,
+    "eval_batch_size": 256,
+    "epochs": 30,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "clip_norm": 5.0,  # gradient-norm clipping; 0 or None disables it
+    "patience": 5,  # epochs without a better validation micro-F1 before stopping; None: never
+    "amp": True,  # bf16 autocast on CUDA (ignored on the CPU)
+}
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+
+
+class NeuralMethod(Method):
+    """Base of the neural methods; subclasses implement the four network hooks."""
+
+    accelerated: ClassVar[bool] = True
+    #: What training batches carry: "multi_hot" (``Batch.targets``) or "sequence" (label-token sequences).
+    target_kind: ClassVar[str] = "multi_hot"
+
+    def __init__(self, preset: str | None = None, **params: Any) -> None:
+        super().__init__(preset=preset, **params)
+        problem = self.check_params()
+        if problem:
+            raise MlbenchError(f"method {self.name!r}: {problem}")
+
+    def check_params(self) -> str:
+        """A one-line description of what is wrong with ``self.params``, or "" (no torch needed)."""
+        p = self.params
+        positive = ["vocab_size", "batch_size", "eval_batch_size", "epochs"]
+        for key in positive:
+            if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
+                return f"{key} must be a positive integer, got {p[key]!r}"
+        if p["vocab_size"] < 2:
+            return f"vocab_size must leave room for PAD and UNK (at least 2), got {p['vocab_size']}"
+        if p["max_len"] is not None and (not isinstance(p["max_len"], int) or p["max_len"] < 1):
+            return f"max_len must be a positive integer or null, got {p['max_len']!r}"
+        if not (isinstance(p["lr"], (int, float)) and p["lr"] > 0):
+            return f"lr must be a positive number, got {p['lr']!r}"
+        if p["patience"] is not None and (not isinstance(p["patience"], int) or p["patience"] < 1):
+            return f"patience must be a positive integer or null, got {p['patience']!r}"
+        for key in ("dropout", "embedding_dropout"):
+            if key in p and not (isinstance(p[key], (int, float)) and 0 <= p[key] < 1):
+                return f"{key} must be in [0, 1), got {p[key]!r}"
+        if "windows" in p:
+            w = p["windows"]
+            if not (isinstance(w, (list, tuple)) and w and all(isinstance(x, int) and x >= 1 for x in w)):
+                return f"windows must be a non-empty list of positive integers, got {w!r}"
+        return ""
+
+    # --------------------------------------------------------------- subclass hooks
+
+    @abstractmethod
+    def build_network(self, vocab_size: int, n_labels: int) -> "torch.nn.Module":
+        """A fresh network for this vocabulary and label count (after ``torch.manual_seed``)."""
+
+    @abstractmethod
+    def batch_loss(self, network: "torch.nn.Module", batch: "Batch") -> "torch.Tensor":
+        """Mean training loss of a batch already on the device."""
+
+    @abstractmethod
+    def predict_batch(self, network: "torch.nn.Module", batch: "Batch") -> "torch.Tensor":
+        """``B x n_labels`` 0/1 (bool) predictions of a batch (network in eval mode, no grad)."""
+
+    def score_batch(self, network: "torch.nn.Module", batch: "Batch") -> "torch.Tensor":
+        """``B x n_labels`` scores, for methods that offer :meth:`predict_scores`."""
+        raise NotImplementedError
+
+    def min_batch_len(self) -> int:
+        """Shortest padded batch length the network accepts (e.g. its widest convolution)."""
+        return 1
+
+    def prepare(self, train: Split) -> None:
+        """Learn anything beyond the vocabulary from the training split before the network is built."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-able state set by :meth:`prepare`, saved with the model."""
+        return {}
+
+    def restore_extra_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`extra_state`."""
+
+    def on_fit_start(self, ctx: FitContext) -> None:
+        """Called once the device is known, before training (warnings about the device belong here)."""
+
+    # ------------------------------------------------------------------- fitting
+
+    def training_config(self):
+        from mlbench.methods.neural.train import TrainConfig
+
+        p = self.params
+        return TrainConfig(
+            epochs=int(p["epochs"]),
+            lr=float(p["lr"]),
+            clip_norm=float(p["clip_norm"]) if p["clip_norm"] else None,
+            patience=int(p["patience"]) if p["patience"] is not None else None,
+            weight_decay=float(p["weight_decay"]),
+            amp=bool(p["amp"]),
+        )
+
+    def fit(self, train: Split, valid: Split, ctx: FitContext) -> "NeuralMethod":
+        import torch
+
+        from mlbench.methods.neural.batching import LengthBucketSampler, collate, encode_label_sequences
+        from mlbench.methods.neural.train import seed_torch, train_network
+        from mlbench.metrics import micro_precision_recall_f1
+
+        p = self.params
+        if len(train) == 0:
+            raise MlbenchError(f"{self.name}: the training split is empty")
+        config = self.training_config()
+        device = torch.device(ctx.device)
+        seed_torch(ctx.seed)
+        self.on_fit_start(ctx)
+
+        self.vocab_ = Vocabulary.build((tokenize(t) for t in train.texts), int(p["vocab_size"]), int(p["min_count"]))
+        self.labels_ = tuple(train.labels)
+        self.prepare(train)
+        train_texts = encode_texts(train.texts, self.vocab_, self.max_len)
+        valid_texts = encode_texts(valid.texts, self.vocab_, self.max_len)
+        log.info("%s: vocabulary of %d tokens, %d labels", self.name, len(self.vocab_), len(self.labels_))
+
+        self.device_ = device
+        self.network_ = self.build_network(len(self.vocab_), len(self.labels_)).to(device)
+        targets: dict[str, Any] = {}
+        if self.target_kind == "multi_hot":
+            targets["Y"] = train.Y.tocsr()
+        elif self.target_kind == "sequence":
+            targets["label_seqs"] = encode_label_sequences(train.label_seqs)
+        else:  # pragma: no cover - a subclass typo
+            raise ValueError(f"unknown target kind {self.target_kind!r}")
+        min_len = self.min_batch_len()
+
+        def make_batch(index: np.ndarray) -> "Batch":
+            return collate(train_texts, index, min_len=min_len, **targets)
+
+        def validate() -> float:
+            return micro_precision_recall_f1(valid.Y, self._predict_encoded(valid_texts))[2]
+
+        network = self.network_
+        self.train_result_ = train_network(
+            network,
+            name=self.name,
+            sampler=LengthBucketSampler(train_texts.lengths, int(p["batch_size"]), shuffle=True, seed=ctx.seed),
+            make_batch=make_batch,
+            loss_fn=lambda batch: self.batch_loss(network, batch),
+            validate=validate,
+            ctx=ctx,
+            config=config,
+            device=device,
+        )
+        return self
+
+    @property
+    def max_len(self) -> int | None:
+        v = self.params["max_len"]
+        return int(v) if v else None
+
+    # ----------------------------------------------------------------- predicting
+
+    def _check_fitted(self, split: Split) -> None:
+        if getattr(self, "network_", None) is None:
+            raise MlbenchError(f"{self.name}: predict called before fit")
+        if split.n_labels != len(self.labels_):
+            raise MlbenchError(
+                f"{self.name}: split {split.name!r} has {split.n_labels} labels, the model was trained on {len(self.labels_)}"
+            )
+
+    def _run_batches(self, texts: EncodedTexts, fn: Callable[["Batch"], "torch.Tensor"]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Apply ``fn`` to length-sorted batches; returns (positions, rows) pairs."""
+        import torch
+
+        from mlbench.methods.neural.batching import LengthBucketSampler, collate
+        from mlbench.methods.neural.train import autocast
+
+        network, device = self.network_, self.device_
+        was_training = network.training
+        network.eval()
+        out = []
+        sampler = LengthBucketSampler(texts.lengths, int(self.params["eval_batch_size"]), shuffle=False)
+        try:
+            with torch.no_grad(), autocast(device, bool(self.params["amp"])):
+                for index in sampler.batches():
+                    batch = collate(texts, index, min_len=self.min_batch_len()).to(device)
+                    out.append((batch.index, fn(batch).float().cpu().numpy()))
+        finally:
+            network.train(was_training)
+        return out
+
+    def _predict_encoded(self, texts: EncodedTexts) -> sp.csr_matrix:
+        n = len(texts)
+        parts = self._run_batches(texts, lambda b: self.predict_batch(self.network_, b))
+        if not parts:
+            return sp.csr_matrix((0, len(self.labels_)), dtype=np.int8)
+        order = np.concatenate([idx for idx, _ in parts])
+        stacked = sp.vstack([sp.csr_matrix(rows.astype(np.int8)) for _, rows in parts]).tocsr()
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n)
+        return as_binary_csr(stacked[inverse], n, len(self.labels_))
+
+    def predict(self, split: Split) -> sp.csr_matrix:
+        self._check_fitted(split)
+        return self._predict_encoded(encode_texts(split.texts, self.vocab_, self.max_len))
+
+    def _scores_encoded(self, texts: EncodedTexts) -> np.ndarray:
+        scores = np.zeros((len(texts), len(self.labels_)), dtype=np.float32)
+        for index, rows in self._run_batches(texts, lambda b: self.score_batch(self.network_, b)):
+            scores[index] = rows
+        return scores
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: Path) -> None:
+        """A folder with ``model.pt`` (the state dict) and ``config.json`` (params, vocabulary, labels)."""
+        import torch
+
+        if getattr(self, "network_", None) is None:
+            raise MlbenchError(f"{self.name}: nothing to save before fit")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.cpu() for k, v in self.network_.state_dict().items()}, path / MODEL_FILE)
+        config = {
+            "method": self.name,
+            "params": self.params,
+            "preset": self.preset,
+            "vocab": self.vocab_.to_list(),
+            "labels": list(self.labels_),
+            "extra": self.extra_state(),
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(config))
+
+    @classmethod
+    def load(cls, path: Path) -> "NeuralMethod":
+        import torch
+
+        path = Path(path)
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text())
+        except FileNotFoundError as exc:
+            raise MlbenchError(f"{cls.name}: no saved model at {path} ({exc.filename} missing)") from exc
+        if config.get("method") != cls.name:
+            raise MlbenchError(f"{path} holds a {config.get('method')!r} model, not {cls.name!r}")
+        method = cls(**config["params"])
+        method.preset = config.get("preset")
+        method.vocab_ = Vocabulary(config["vocab"])
+        method.labels_ = tuple(config["labels"])
+        method.restore_extra_state(config.get("extra", {}))
+        method.device_ = torch.device("cpu")
+        network = method.build_network(len(method.vocab_), len(method.labels_))
+        network.load_state_dict(torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True))
+        method.network_ = network.eval()
+        return method

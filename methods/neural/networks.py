@@ -1,0 +1,191 @@
+"""Networks of the convolutional neural methods: a text CNN, XML-CNN and CNN-RNN.
+
+All tensors are batch-first. Batches are padded per batch (:mod:`.batching`),
+so a document's features must not depend on how much padding its batch
+carries: convolution outputs are pooled over each document's own valid
+positions only, which makes every prediction independent of its batch mates.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mlbench.methods.neural.batching import LABEL_PAD, N_LABEL_SPECIALS
+from mlbench.methods.neural.text import PAD
+
+
+def conv_output_lengths(lengths: torch.Tensor, window: int) -> torch.Tensor:
+    """Valid (unpadded) output positions of a width-``window`` convolution: ``max(n - w + 1, 1)``.
+
+    A document shorter than the window keeps one position: the window over the
+    document and zero (PAD) embeddings, the same whatever batch it is in.
+    """
+    return (lengths - window + 1).clamp(min=1)
+
+
+def dynamic_max_pool(maps: torch.Tensor, lengths: torch.Tensor, chunks: int) -> torch.Tensor:
+    """XML-CNN's dynamic max pooling over each document's own valid positions.
+
+    ``maps`` is ``B x F x T`` (non-negative: after ReLU), ``lengths`` the valid
+    positions per document (≤ T). Each document's positions ``0..n-1`` are cut
+    into ``chunks`` contiguous pieces with the bounds AdaptiveMaxPool1d uses
+    (``floor(c n / p)`` to ``ceil((c + 1) n / p)``, never empty), and the max of
+    each is taken; the result is ``B x F x chunks`` and equals
+    ``AdaptiveMaxPool1d(chunks)`` on the unpadded maps. Masked amax reductions
+    only: deterministic on CUDA too (unlike ``AdaptiveMaxPool1d``'s backward).
+    """
+    if chunks < 1:
+        raise ValueError(f"dynamic pooling needs at least one chunk, got {chunks}")
+    T = maps.shape[-1]
+    pos = torch.arange(T, device=maps.device)
+    n = lengths.to(maps.device)[:, None]
+    c = torch.arange(chunks, device=maps.device)[None, :]
+    start = torch.div(c * n, chunks, rounding_mode="floor")  # B x p
+    end = torch.div((c + 1) * n + chunks - 1, chunks, rounding_mode="floor")
+    inside = (pos >= start[..., None]) & (pos < end[..., None])  # B x p x T
+    # values are >= 0 after ReLU, so zeroing the outside positions leaves each chunk's max unchanged
+    pooled = [maps.masked_fill(~inside[:, None, j, :], 0.0).amax(dim=-1) for j in range(chunks)]
+    return torch.stack(pooled, dim=-1)
+
+
+class ConvTextEncoder(nn.Module):
+    """Word embeddings and parallel 1-D convolutions (one per window size), ReLU."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, windows: Sequence[int], filters: int, dropout: float) -> None:
+        super().__init__()
+        self.windows = tuple(int(w) for w in windows)
+        if not self.windows or min(self.windows) < 1:
+            raise ValueError(f"window sizes must be positive, got {list(windows)}")
+        self.filters = int(filters)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, filters, w) for w in self.windows)
+
+    @property
+    def min_len(self) -> int:
+        """Batches are padded to at least the widest window."""
+        return max(self.windows)
+
+    def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """``B x T`` ids → one ``B x filters x (T - w + 1)`` map per window."""
+        x = self.dropout(self.embedding(tokens)).transpose(1, 2)  # B x E x T
+        return [F.relu(conv(x)) for conv in self.convs]
+
+    def pool(self, maps: list[torch.Tensor], lengths: torch.Tensor, chunks: int) -> torch.Tensor:
+        """Dynamic max pooling of every map over the valid positions: ``B x (windows * filters * chunks)``."""
+        pooled = [
+            dynamic_max_pool(m, conv_output_lengths(lengths, w), chunks) for m, w in zip(maps, self.windows)
+        ]
+        return torch.cat([p.flatten(1) for p in pooled], dim=1)
+
+
+class XMLCNNNetwork(nn.Module):
+    """XML-CNN (Liu et al. 2017): CNN, dynamic max pooling, bottleneck, one logit per label.
+
+    ``pooling="document"`` pools over each document's own positions (batch
+    independent, the default); ``pooling="padded"`` is the reference
+    implementation's ``AdaptiveMaxPool1d`` over the padded length, for which the
+    method pads every document to ``max_len`` (the paper's fixed-length input).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_labels: int,
+        embedding_dim: int,
+        windows: Sequence[int],
+        filters: int,
+        chunks: int,
+        hidden: int,
+        dropout: float,
+        embedding_dropout: float,
+        pooling: str = "document",
+    ) -> None:
+        super().__init__()
+        if pooling not in ("document", "padded"):
+            raise ValueError(f"pooling must be 'document' or 'padded', got {pooling!r}")
+        self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
+        self.chunks = int(chunks)
+        self.pooling = pooling
+        if pooling == "padded":
+            # note: AdaptiveMaxPool1d's CUDA backward is nondeterministic (atomic adds)
+            self.adaptive_pool = nn.AdaptiveMaxPool1d(self.chunks)
+        self.bottleneck = nn.Linear(len(self.encoder.windows) * filters * self.chunks, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden, n_labels)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        maps = self.encoder(tokens)
+        if self.pooling == "document":
+            features = self.encoder.pool(maps, lengths, self.chunks)
+        else:
+            features = torch.cat([self.adaptive_pool(m).flatten(1) for m in maps], dim=1)
+        hidden = F.relu(self.bottleneck(self.dropout(features)))
+        return self.output(self.dropout(hidden))
+
+
+class CNNRNNNetwork(nn.Module):
+    """CNN-RNN (Chen et al. 2017): a CNN document vector initialises an LSTM label generator.
+
+    The CNN's max-over-time features (per document, over its valid positions)
+    are mapped to the LSTM's initial hidden and cell states; the LSTM reads the
+    previous label's embedding and scores the next label token (PAD, BOS, EOS,
+    then the labels). Decoder state is kept batch-first (``N x layers x H``) so
+    that beam search reorders it along dimension 0.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_labels: int,
+        embedding_dim: int,
+        windows: Sequence[int],
+        filters: int,
+        hidden: int,
+        layers: int,
+        label_embedding_dim: int,
+        dropout: float,
+        embedding_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
+        self.layers, self.hidden = int(layers), int(hidden)
+        self.n_tokens = n_labels + N_LABEL_SPECIALS
+        doc_dim = len(self.encoder.windows) * filters
+        self.dropout = nn.Dropout(dropout)
+        self.init_state = nn.Linear(doc_dim, 2 * self.layers * self.hidden)
+        self.label_embedding = nn.Embedding(self.n_tokens, label_embedding_dim, padding_idx=LABEL_PAD)
+        self.lstm = nn.LSTM(
+            label_embedding_dim, self.hidden, num_layers=self.layers, batch_first=True,
+            dropout=dropout if self.layers > 1 else 0.0,
+        )
+        self.output = nn.Linear(self.hidden, self.n_tokens)
+
+    def initial_state(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h0, c0)``, each ``B x layers x H``, from the document."""
+        doc = self.dropout(self.encoder.pool(self.encoder(tokens), lengths, chunks=1))
+        h, c = self.init_state(doc).view(-1, 2, self.layers, self.hidden).unbind(1)
+        return torch.tanh(h), c
+
+    def _run(
+        self, label_tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        h, c = (s.transpose(0, 1).contiguous() for s in state)  # layers x N x H for the LSTM
+        out, (h, c) = self.lstm(self.label_embedding(label_tokens), (h, c))
+        return self.output(self.dropout(out)), (h.transpose(0, 1), c.transpose(0, 1))
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, label_inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: ``B x S`` previous-label tokens → ``B x S x V`` next-token logits."""
+        logits, _ = self._run(label_inputs, self.initial_state(tokens, lengths))
+        return logits
+
+    def step(
+        self, prev: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One decoding step for :mod:`.decoders`: ``N`` previous tokens → ``N x V`` logits."""
+        logits, state = self._run(prev[:, None], state)
+        return logits[:, 0], state

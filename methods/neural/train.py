@@ -1,0 +1,199 @@
+"""The one training loop of every neural method.
+
+Adam with gradient-norm clipping; after each epoch the validation micro-F1 is
+measured and handed to ``ctx.report`` (progress, MLflow curves, Optuna pruning:
+``optuna.TrialPruned`` raised by a hook propagates untouched); the best epoch's
+weights are saved to ``ctx.checkpoint_dir`` and restored at the end (loaded
+with ``weights_only=True``); training stops after ``patience`` epochs without
+improvement. A non-finite loss stops training with an :class:`MlbenchError`
+naming the epoch and step.
+
+On CUDA the forward pass runs under bf16 autocast (no loss scaling needed);
+on the CPU everything is float32 and, under a seed and a fixed thread count,
+bit-for-bit reproducible (the batch order is a function of ``(seed, epoch)``,
+dropout and initialisation draw from the seeded torch generator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager, Iterator
+
+import numpy as np
+import torch
+
+from mlbench.api import FitContext, MlbenchError
+from mlbench.methods.neural.batching import Batch, LengthBucketSampler
+from mlbench.progress import progress
+
+log = logging.getLogger(__name__)
+
+#: On CUDA, losses are checked for NaN/inf every this many steps (each check waits for the
+#: GPU); on the CPU every step, before the backward pass.
+CUDA_NAN_CHECK_INTERVAL = 32
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    lr: float
+    clip_norm: float | None = 5.0
+    patience: int | None = 5
+    weight_decay: float = 0.0
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise MlbenchError(f"epochs must be at least 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise MlbenchError(f"learning rate must be positive, got {self.lr}")
+        if self.patience is not None and self.patience < 1:
+            raise MlbenchError(f"patience must be at least 1 (or None to disable early stopping), got {self.patience}")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid_micro_f1: float
+    epochs_run: int
+    stopped_early: bool
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def seed_torch(seed: int) -> None:
+    """Seed torch's CPU and CUDA generators (initialisation, dropout, sampling)."""
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool = True) -> ContextManager:
+    """bf16 autocast on CUDA (when the GPU supports bf16), nothing elsewhere."""
+    if enabled and device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        log.warning("this GPU has no bf16 support: training in float32 without AMP")
+    return contextlib.nullcontext()
+
+
+def _nonfinite_error(name: str, epoch: int, step: int, n_steps: int, value: float) -> MlbenchError:
+    return MlbenchError(
+        f"{name}: training loss became {value} at epoch {epoch}, step {step} of {n_steps}; "
+        "try a lower learning rate (lr) or a tighter gradient clip (clip_norm)"
+    )
+
+
+def train_network(
+    network: torch.nn.Module,
+    *,
+    name: str,
+    sampler: LengthBucketSampler,
+    make_batch: Callable[[np.ndarray], Batch],
+    loss_fn: Callable[[Batch], torch.Tensor],
+    validate: Callable[[], float],
+    ctx: FitContext,
+    config: TrainConfig,
+    device: torch.device,
+) -> TrainResult:
+    """Train ``network`` in place and leave it holding the best epoch's weights.
+
+    ``make_batch`` builds a CPU batch from document positions (batches are made
+    one at a time, never all at once); ``loss_fn`` returns the mean loss of a
+    batch already on ``device``; ``validate`` returns the validation micro-F1
+    of the current weights. Epochs and steps are numbered from 1.
+    """
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    with contextlib.ExitStack() as stack:
+        ckpt_dir = ctx.checkpoint_dir
+        if ckpt_dir is None:
+            ckpt_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlbench-ckpt-")))
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = ckpt_dir / f"{name}-best.pt"
+
+        best_f1, best_epoch, bad_epochs = -math.inf, 0, 0
+        result = TrainResult(best_epoch=0, best_valid_micro_f1=0.0, epochs_run=0, stopped_early=False)
+        epochs = progress(range(1, config.epochs + 1), desc=f"{name}: epochs", enabled=ctx.progress)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            train_loss = _train_epoch(network, optimizer, name, epoch, sampler, make_batch, loss_fn, ctx, config, device)
+            network.eval()
+            with torch.no_grad(), autocast(device, config.amp):
+                valid_f1 = float(validate())
+            seconds = time.perf_counter() - t0
+            result.epochs_run = epoch
+            result.epoch_seconds.append(seconds)
+            log.info(
+                "%s epoch %d: train_loss %.4f, valid_micro_f1 %.4f (%.1f s)", name, epoch, train_loss, valid_f1, seconds
+            )
+            # hooks may raise optuna.TrialPruned: let it through
+            ctx.report(epoch, {"valid_micro_f1": valid_f1, "train_loss": train_loss, "epoch_seconds": seconds})
+            if valid_f1 > best_f1:
+                best_f1, best_epoch, bad_epochs = valid_f1, epoch, 0
+                torch.save(network.state_dict(), checkpoint)
+            else:
+                bad_epochs += 1
+            if hasattr(epochs, "set_postfix"):
+                epochs.set_postfix(valid_f1=f"{valid_f1:.4f}", best=f"{best_f1:.4f}@{best_epoch}")
+            if config.patience is not None and bad_epochs >= config.patience and epoch < config.epochs:
+                result.stopped_early = True
+                log.info("%s: no improvement for %d epochs, stopping at epoch %d", name, bad_epochs, epoch)
+                break
+        network.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+    network.eval()
+    result.best_epoch, result.best_valid_micro_f1 = best_epoch, best_f1
+    log.info("%s: best epoch %d, valid micro-F1 %.4f", name, best_epoch, best_f1)
+    return result
+
+
+def _train_epoch(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    epoch: int,
+    sampler: LengthBucketSampler,
+    make_batch: Callable[[np.ndarray], Batch],
+    loss_fn: Callable[[Batch], torch.Tensor],
+    ctx: FitContext,
+    config: TrainConfig,
+    device: torch.device,
+) -> float:
+    """One pass over the training batches; returns the mean batch loss."""
+    network.train()
+    batches = sampler.batches(epoch)
+    n_steps = len(batches)
+    interval = 1 if device.type == "cpu" else CUDA_NAN_CHECK_INTERVAL
+    losses: list[torch.Tensor] = []
+    checked = 0
+
+    def check(upto: int) -> None:
+        nonlocal checked
+        if upto <= checked:
+            return
+        values = torch.stack(losses[checked:upto]).float().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            raise _nonfinite_error(name, epoch, checked + i + 1, n_steps, float(values[i]))
+        checked = upto
+
+    it: Iterator[np.ndarray] = iter(progress(batches, desc=f"{name}: epoch {epoch}", enabled=ctx.progress))
+    for index in it:
+        batch = make_batch(index).to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, config.amp):
+            loss = loss_fn(batch)
+        losses.append(loss.detach())
+        if len(losses) - checked >= interval:
+            check(len(losses))  # before backward: a NaN loss must not reach the weights first on CPU
+        loss.backward()
+        if config.clip_norm:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), config.clip_norm)
+        optimizer.step()
+    if not losses:
+        raise MlbenchError(f"{name}: no training batches (empty training split)")
+    check(len(losses))
+    return float(torch.stack(losses).float().mean())
