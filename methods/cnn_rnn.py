@@ -1,0 +1,153 @@
+"""``cnn-rnn``: CNN-RNN (Chen et al., IJCNN 2017).
+
+A convolutional encoder (several window sizes, max-over-time pooling over each
+document's own positions) turns the document into one vector, which is mapped
+to the initial hidden and cell states of an LSTM that generates the label
+sequence, one label per step, until EOS. Training is maximum likelihood with
+teacher forcing on the task's label sequences (``split.label_seqs``, in the
+task's label order: frequency order for the base task, per-document shuffled
+for ``-shuffled``); inference is batched beam search.
+
+At every step, training and decoding alike, labels already in the sequence are
+masked out of the softmax (plus PAD and BOS), so an output never repeats a
+label and the model never spends probability on a repeat.
+
+torch is imported inside ``fit``/``predict`` only, so listing methods stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from mlbench.api import Split
+from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
+
+
+class CNNRNN(NeuralMethod):
+    name = "cnn-rnn"
+    description = "CNN-RNN: CNN document vector initialising an LSTM label-sequence generator (Chen et al. 2017)"
+    target_kind = "sequence"
+    defaults: ClassVar[dict[str, Any]] = {
+        **NEURAL_DEFAULTS,
+        "max_len": 256,
+        "lr": 2e-3,
+        "epochs": 30,
+        "patience": 6,
+        "embedding_dim": 128,
+        "windows": [2, 3, 4, 5],
+        "filters": 128,  # feature maps per window size
+        "hidden": 256,  # LSTM width
+        "layers": 1,
+        "label_embedding_dim": 64,
+        "dropout": 0.3,  # on the document vector and the LSTM outputs (and between LSTM layers)
+        "embedding_dropout": 0.2,
+        "beam_size": 5,
+    }
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {},
+        # Chen et al. 2017 sizes (300-d word vectors, a 512-unit LSTM), 500 tokens, 50k words
+        "paper": {
+            "embedding_dim": 300,
+            "max_len": 500,
+            "windows": [3, 4, 5],
+            "filters": 256,
+            "hidden": 512,
+            "layers": 1,
+            "label_embedding_dim": 256,
+            "dropout": 0.5,
+            "embedding_dropout": 0.5,
+            "lr": 1e-3,
+            "epochs": 40,
+            "patience": 5,
+        },
+    }
+    #: tiny enough for the contract test's 300-document task (seconds on a CPU)
+    contract_params: ClassVar[dict[str, Any]] = {
+        "embedding_dim": 16,
+        "windows": [2, 3],
+        "filters": 16,
+        "hidden": 32,
+        "label_embedding_dim": 8,
+        "epochs": 10,
+        "batch_size": 16,
+        "lr": 1e-2,
+        "dropout": 0.1,
+        "embedding_dropout": 0.0,
+        "vocab_size": 2000,
+        "beam_size": 3,
+    }
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {
+            "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+            "embedding_dim": trial.suggest_categorical("embedding_dim", [64, 128, 256]),
+            "filters": trial.suggest_categorical("filters", [64, 128, 256]),
+            "hidden": trial.suggest_categorical("hidden", [128, 256, 512]),
+            "label_embedding_dim": trial.suggest_categorical("label_embedding_dim", [32, 64, 128]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.6),
+            "embedding_dropout": trial.suggest_float("embedding_dropout", 0.0, 0.5),
+            "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+            "beam_size": trial.suggest_categorical("beam_size", [1, 3, 5, 10]),
+        }
+
+    def check_params(self) -> str:
+        p = self.params
+        for key in ("beam_size", "layers", "hidden", "label_embedding_dim", "filters", "embedding_dim"):
+            if not (isinstance(p[key], int) and p[key] >= 1):
+                return f"{key} must be a positive integer, got {p[key]!r}"
+        return super().check_params()
+
+    # ------------------------------------------------------------- network hooks
+
+    def prepare(self, train: Split) -> None:
+        # decoding stops after the longest training label set (plus EOS): longer sets were never seen
+        longest = max((len(set(s)) for s in train.label_seqs), default=0)
+        self.max_labels_ = max(1, min(longest, train.n_labels))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"max_labels": self.max_labels_}
+
+    def restore_extra_state(self, state: dict[str, Any]) -> None:
+        self.max_labels_ = int(state["max_labels"])
+
+    def min_batch_len(self) -> int:
+        return max(int(w) for w in self.params["windows"])
+
+    def build_network(self, vocab_size: int, n_labels: int):
+        from mlbench.methods.neural.networks import CNNRNNNetwork
+
+        p = self.params
+        return CNNRNNNetwork(
+            vocab_size=vocab_size,
+            n_labels=n_labels,
+            embedding_dim=int(p["embedding_dim"]),
+            windows=[int(w) for w in p["windows"]],
+            filters=int(p["filters"]),
+            hidden=int(p["hidden"]),
+            layers=int(p["layers"]),
+            label_embedding_dim=int(p["label_embedding_dim"]),
+            dropout=float(p["dropout"]),
+            embedding_dropout=float(p["embedding_dropout"]),
+        )
+
+    def batch_loss(self, network, batch):
+        from mlbench.methods.neural.decoders import masked_sequence_nll
+
+        logits = network(batch.tokens, batch.lengths, batch.label_inputs)
+        return masked_sequence_nll(logits, batch.label_inputs, batch.label_outputs)
+
+    def predict_batch(self, network, batch):
+        from mlbench.methods.neural.batching import multi_hot
+        from mlbench.methods.neural.decoders import beam_search
+
+        result = beam_search(
+            network.step,
+            network.initial_state(batch.tokens, batch.lengths),
+            batch_size=len(batch.index),
+            vocab_size=network.n_tokens,
+            beam_size=int(self.params["beam_size"]),
+            max_steps=self.max_labels_ + 1,
+            device=batch.tokens.device,
+        )
+        return multi_hot(result.tokens, len(self.labels_))
