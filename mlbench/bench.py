@@ -1,0 +1,182 @@
+"""Benchmark suites: a matrix of methods x tasks x seeds, resumable from the MLflow store.
+
+A cell is (method, task, seed) with the method's configuration (preset and
+parameters). A cell is complete when the store holds a FINISHED parent run with
+the same task fingerprint, seed and configuration hash; ``run_suite`` skips
+complete cells, so a killed suite picks up where it stopped, and a cell that
+fails is reported and the suite goes on.
+
+Suites are named (``paper-reuters``) or read from a YAML file::
+
+    name: my-suite
+    methods: [br, pcc]            # or a mapping: {br: {C: 10}, pcc: {}}
+    tasks: [reuters, reuters-shuffled]
+    seeds: [0, 1, 2]
+    preset: small
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mlbench.api import MlbenchError
+
+TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
+PAPER_METHODS = ("br", "pcc", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
+
+
+@dataclass
+class Suite:
+    name: str
+    methods: dict[str, dict[str, Any]]
+    tasks: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    preset: str = "small"
+    base_task: str | None = None  # the task Table 1 reports; default the first task
+
+    @property
+    def base(self) -> str:
+        return self.base_task or self.tasks[0]
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        return [(m, t, s) for t in self.tasks for m in self.methods for s in self.seeds]
+
+
+def _paper_suite(dataset: str) -> Suite:
+    tasks = [dataset, f"{dataset}-shuffled"] + [f"{dataset}-trim{k}" for k in TRIM_SERIES if k > 0]
+    return Suite(name=f"paper-{dataset}", methods={m: {} for m in PAPER_METHODS}, tasks=tasks, base_task=dataset)
+
+
+NAMED_SUITES: dict[str, Callable[[], Suite]] = {
+    "paper-reuters": lambda: _paper_suite("reuters"),
+    "paper-rcv1": lambda: _paper_suite("rcv1"),
+    # the linear methods only: minutes on a laptop, for a first look or a smoke test
+    "linear-reuters": lambda: Suite(
+        name="linear-reuters",
+        methods={"br": {}, "pcc": {}},
+        tasks=["reuters", "reuters-shuffled"] + [f"reuters-trim{k}" for k in TRIM_SERIES if k > 0],
+        base_task="reuters",
+    ),
+}
+
+
+def load_suite(spec: str) -> Suite:
+    """A named suite or the path of a YAML file."""
+    if spec in NAMED_SUITES:
+        return NAMED_SUITES[spec]()
+    path = Path(spec)
+    if not path.is_file():
+        raise MlbenchError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MlbenchError(f"suite file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict) or not raw.get("methods") or not raw.get("tasks"):
+        raise MlbenchError(f"suite file {path} needs 'methods' and 'tasks' lists")
+    methods = raw["methods"]
+    if isinstance(methods, list):
+        methods = {m: {} for m in methods}
+    return Suite(
+        name=str(raw.get("name") or path.stem),
+        methods={str(m): dict(p or {}) for m, p in methods.items()},
+        tasks=[str(t) for t in raw["tasks"]],
+        seeds=[int(s) for s in raw.get("seeds", [0, 1, 2])],
+        preset=str(raw.get("preset", "small")),
+        base_task=raw.get("base_task"),
+    )
+
+
+def config_hash(method: str, params: dict[str, Any], preset: str) -> str:
+    """Identifies a method's configuration across runs (same hash = same settings)."""
+    payload = json.dumps({"method": method, "params": params, "preset": preset}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> set[tuple[str, int, str]]:
+    """(method, seed, config hash) of FINISHED parent runs of ``task_name`` with this fingerprint."""
+    exp = tracker.client.get_experiment_by_name(task_name)
+    if exp is None:
+        return set()
+    runs = tracker.client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`mlbench.fingerprint` = '{fingerprint}' and attributes.status = 'FINISHED'",
+        max_results=50000,
+    )
+    done = set()
+    for r in runs:
+        tags = r.data.tags
+        if "mlflow.parentRunId" in tags or "mlbench.config_hash" not in tags:
+            continue
+        done.add((tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_hash"]))
+    return done
+
+
+@dataclass
+class CellOutcome:
+    method: str
+    task: str
+    seed: int
+    status: str  # "done", "skipped", "failed"
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def run_suite(
+    suite: Suite,
+    tracker: Any,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> list[CellOutcome]:
+    """Run every incomplete cell; failures are reported and the suite goes on."""
+    from mlbench.registry import get_method, get_task
+    from mlbench.runner import resolve_device, run_once
+
+    outcomes: list[CellOutcome] = []
+    cells = suite.cells()
+    tasks: dict[str, Any] = {}
+    width = len(str(len(cells)))
+    for i, (method_name, task_name, seed) in enumerate(cells, 1):
+        prefix = f"[{i:>{width}}/{len(cells)}] {method_name} on {task_name} seed {seed}"
+        params = suite.methods[method_name]
+        h = config_hash(method_name, params, suite.preset)
+        t0 = time.perf_counter()
+        try:
+            if task_name not in tasks:
+                tasks[task_name] = get_task(task_name, data_dir=data_dir)
+            task = tasks[task_name]
+            if (method_name, seed, h) in completed_cells(tracker, task.name, task.fingerprint):
+                outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
+                echo(f"{prefix}: already in the store, skipped")
+                continue
+            method_cls = get_method(method_name)
+            result = run_once(
+                method_cls,
+                task,
+                params,
+                seed=seed,
+                device=resolve_device(device, method_cls),
+                tracker=tracker,
+                preset=suite.preset,
+                progress=progress,
+            )
+            tracker.set_tags(result.run_id, {"config_hash": h, "suite": suite.name})
+            secs = time.perf_counter() - t0
+            outcomes.append(CellOutcome(method_name, task_name, seed, "done", secs))
+            echo(f"{prefix}: micro-F1 {result.test['micro_f1']:.4f}, 0/1 loss {result.test['subset_01_loss']:.4f} ({secs:.0f} s)")
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one broken cell must not sink the suite
+            secs = time.perf_counter() - t0
+            outcomes.append(CellOutcome(method_name, task_name, seed, "failed", secs, f"{type(exc).__name__}: {exc}"))
+            echo(f"{prefix}: FAILED ({type(exc).__name__}: {exc})")
+    return outcomes

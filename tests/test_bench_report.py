@@ -1,0 +1,81 @@
+"""Benchmark suites resume from the store, failures do not stop them, reports render from a small store."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlbench.bench import Suite, completed_cells, config_hash, load_suite, run_suite
+from mlbench.reporting import collect_runs, summarise, table1, write_report
+from mlbench.tracking import Tracker
+
+
+@pytest.fixture
+def tracker(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLBENCH_NO_PROGRESS", "1")
+    return Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "mlartifacts")
+
+
+def _suite(methods):
+    return Suite(
+        name="tiny",
+        methods=methods,
+        tasks=["synthetic", "synthetic-shuffled", "synthetic-trim2"],
+        seeds=[0, 1],
+        preset="small",
+    )
+
+
+def test_suite_resumes_and_survives_a_failing_cell(tracker):
+    lines = []
+    suite = _suite({"br": {"C": 10}, "no-such-method": {}})
+    first = run_suite(suite, tracker, echo=lines.append)
+    status = [(o.method, o.task, o.seed, o.status) for o in first]
+    assert sum(s == "done" for *_, s in status) == 6
+    assert sum(s == "failed" for *_, s in status) == 6  # every cell of the unknown method, and the suite went on
+    assert any("FAILED" in line and "no-such-method" in line for line in lines)
+    # same suite again: nothing is recomputed
+    second = run_suite(_suite({"br": {"C": 10}}), tracker, echo=lines.append)
+    assert [o.status for o in second] == ["skipped"] * 6
+    # another configuration of the same method is a new cell
+    third = run_suite(
+        Suite(name="tiny", methods={"br": {"C": 1}}, tasks=["synthetic"], seeds=[0]), tracker, echo=lines.append
+    )
+    assert [o.status for o in third] == ["done"]
+    from mlbench.registry import get_task
+
+    task = get_task("synthetic")
+    done = completed_cells(tracker, "synthetic", task.fingerprint)
+    assert ("br", 0, config_hash("br", {"C": 10}, "small")) in done
+    assert ("br", 0, config_hash("br", {"C": 1}, "small")) in done
+
+
+def test_report_renders_from_the_store(tracker, tmp_path):
+    run_suite(_suite({"br": {"C": 10}, "pcc": {"C": 10, "beam_width": 3}}), tracker, echo=lambda _: None)
+    records = collect_runs(tracker, ["synthetic", "synthetic-shuffled", "synthetic-trim2"])
+    summary = summarise(records, "synthetic")
+    br = summary["br"]
+    vals = [r.metrics["micro_f1"] for r in records if r.method == "br" and r.task == "synthetic"]
+    assert br["micro_f1"][2] == 2 and br["micro_f1"][0] == pytest.approx(sum(vals) / 2)
+    assert "**" in table1(summary)
+    readme = write_report(tracker, tmp_path / "report", "synthetic", command="mlbench report ...", n_resamples=200)
+    text = readme.read_text()
+    for heading in ("Table 1", "Table 2", "Figure 1", "Figure 2", "Paired bootstrap", "Provenance", "mlbench report ..."):
+        assert heading in text, heading
+    assert (tmp_path / "report" / "figure1_trim.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "figure2_hf_lf.png").stat().st_size > 1000
+    # BR is unchanged by label shuffling: its Table 2 row shows no change in 0/1 loss
+    row = next(line for line in text.splitlines() if line.startswith("| br |") and "%" in line)
+    assert "+0.0%" in row
+
+
+def test_load_suite(tmp_path):
+    s = load_suite("paper-reuters")
+    assert s.base == "reuters" and "reuters-shuffled" in s.tasks and "reuters-trim10" in s.tasks
+    assert len(s.methods) == 6
+    f = tmp_path / "s.yaml"
+    f.write_text("name: mine\nmethods: {br: {C: 3}}\ntasks: [synthetic]\nseeds: [4]\n")
+    s = load_suite(str(f))
+    assert s.methods == {"br": {"C": 3}} and s.seeds == [4] and s.cells() == [("br", "synthetic", 4)]
+    with pytest.raises(Exception, match="unknown suite"):
+        load_suite("nope")
