@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, Split, Task
+from mlbench.api import FitContext, Method, MlbenchError, Split, Task
 from mlbench.data.build import Document, build_task
 from mlbench.metrics import micro_precision_recall_f1
 
@@ -105,8 +105,11 @@ def run_contract(
         except Skip as reason:
             res = CheckResult(name, True, str(reason), skipped=True)
         except Exception as exc:  # report, never crash the whole check run
-            tb = traceback.format_exc(limit=3).strip().splitlines()
-            res = CheckResult(name, False, f"{type(exc).__name__}: {exc} ({tb[-3].strip() if len(tb) >= 3 else ''})")
+            if isinstance(exc, MlbenchError):  # a message meant for the user says enough
+                res = CheckResult(name, False, str(exc))
+            else:
+                tb = traceback.format_exc(limit=3).strip().splitlines()
+                res = CheckResult(name, False, f"{type(exc).__name__}: {exc} ({tb[-3].strip() if len(tb) >= 3 else ''})")
         results.append(res)
         if on_result is not None:
             on_result(res)
@@ -128,7 +131,7 @@ def run_contract(
 
     def learns_in_label_order() -> str:
         if "pred" not in state:
-            return "skipped: fit failed"
+            raise Skip("fit failed")
         # only the labels seen in training count: the unseen one cannot be learnt
         seen = [j for j, lab in enumerate(task.labels) if lab != UNSEEN_LABEL]
         _, _, f1 = micro_precision_recall_f1(task.test.Y[:, seen], sp.csr_matrix(state["pred"])[:, seen])
@@ -138,7 +141,7 @@ def run_contract(
 
     def deterministic() -> str:
         if "pred" not in state:
-            return "skipped: fit failed"
+            raise Skip("fit failed")
         again = _fit(method_cls, task, 0, params).predict(task.test)
         diff = (sp.csr_matrix(again) != sp.csr_matrix(state["pred"])).nnz
         reason = getattr(method_cls, "nondeterministic", "")
@@ -149,7 +152,7 @@ def run_contract(
 
     def empty_documents() -> str:
         if "model" not in state:
-            return "skipped: fit failed"
+            raise Skip("fit failed")
         n_empty = sum(1 for t in task.train.texts if not t.strip())
         if n_empty == 0:
             return "contract task has no empty training document"
@@ -158,7 +161,7 @@ def run_contract(
 
     def unseen_label() -> str:
         if "pred" not in state:
-            return "skipped: fit failed"
+            raise Skip("fit failed")
         j = task.labels.index(UNSEEN_LABEL)
         if task.train.Y[:, j].nnz:
             return "contract task error: unseen label present in train"
@@ -167,7 +170,7 @@ def run_contract(
     def scores() -> str:
         model = state.get("model")
         if model is None:
-            return "skipped: fit failed"
+            raise Skip("fit failed")
         if not model.supports_scores:
             raise Skip("no predict_scores (ranking metrics P@k and nDCG@k are left out)")
         s = np.asarray(model.predict_scores(task.test))
@@ -180,7 +183,7 @@ def run_contract(
     def save_load() -> str:
         model = state.get("model")
         if model is None:
-            return "skipped: fit failed"
+            raise Skip("fit failed")
         if not model.supports_save:
             raise Skip("no save/load")
         with tempfile.TemporaryDirectory() as tmp:

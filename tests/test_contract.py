@@ -117,3 +117,21 @@ def test_search_space_with_unknown_parameter_fails():
     results = {r.name: r for r in run_contract(_BadSearchSpace)}
     bad = results["search space draws known parameters (if offered)"]
     assert not bad.passed and "no_such_param" in bad.detail
+
+
+class _FitFails(get_method("br")):
+    name = "fit-fails"
+
+    def fit(self, train, valid, ctx):
+        from mlbench.api import MlbenchError
+
+        raise MlbenchError("fit-fails: cannot learn anything")
+
+
+def test_a_failed_fit_is_one_failure_and_its_dependents_skip():
+    results = run_contract(_FitFails)
+    failed = [r for r in results if not r.passed]
+    assert [(r.name, r.detail) for r in failed] == [
+        ("fit/predict returns a sparse 0/1 matrix of the right shape", "fit-fails: cannot learn anything")
+    ]
+    assert sum(r.skipped and r.detail == "fit failed" for r in results) == 6
