@@ -12,8 +12,10 @@ Omikuji ranks labels by a score in (0, 1]; a document gets every label whose sco
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -87,6 +89,46 @@ def write_xc_file(path: Path, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
             f.write(labels + (" " + feats if feats else "") + "\n")
 
 
+# Runs in a child process: a Rust panic inside omikuji aborts its process, and must not take
+# mlbench (a tuning study, a benchmark of many runs) down with it.
+_TRAIN_SCRIPT = """
+import json, sys
+import omikuji
+args = json.loads(sys.argv[1])
+hp = omikuji.Model.default_hyper_param()
+for key, value in args["fields"].items():
+    if key == "linear_loss_type":
+        value = (omikuji.LossType.HINGE if value == "hinge" else omikuji.LossType.LOG).value
+    setattr(hp, key, value)
+model = omikuji.Model.train_on_data(args["data"], hp, args["n_threads"])
+model.save(args["out"])
+"""
+
+
+def _train_isolated(data: Path, fields: dict[str, Any], n_threads: int, out: Path) -> Any:
+    """Train in a child process, which saves the model to ``out``; load it here.
+
+    The child's log lines and progress bars go to a file whose last lines explain a failure.
+    """
+    import omikuji
+
+    args = json.dumps({"data": str(data), "fields": fields, "n_threads": n_threads, "out": str(out)})
+    log_path = out.with_suffix(".log")
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, args], stdout=log_file, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        text = log_path.read_bytes()[-20000:].decode(errors="replace").replace("\r", "\n")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip()[:1].isdigit()]
+        panic = next((i for i, ln in enumerate(lines) if "panicked at" in ln), None)
+        if panic is not None and panic + 1 < len(lines):
+            why = f"Rust panic: {lines[panic + 1]}"
+        else:
+            why = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1] if lines else "no output")
+        raise MlbenchError(f"omikuji training failed (exit status {proc.returncode}): {why}")
+    with _quiet_native_output():
+        return omikuji.Model.load(str(out))
+
+
 class Omikuji(Method):
     name = "omikuji"
     description = "Parabel/Bonsai label trees (FastXML family) via omikuji, on TF-IDF features"
@@ -115,7 +157,7 @@ class Omikuji(Method):
         return {
             **suggest_tfidf(trial),
             "n_trees": trial.suggest_int("n_trees", 1, 5),
-            "min_branch_size": trial.suggest_categorical("min_branch_size", [10, 25, 100]),
+            "min_branch_size": trial.suggest_categorical("min_branch_size", [16, 32, 100]),  # >= cluster_k
             "cluster_k": trial.suggest_categorical("cluster_k", [2, 4, 16]),
             "linear_c": trial.suggest_float("linear_c", 0.25, 8.0, log=True),
             "linear_weight_threshold": trial.suggest_float("linear_weight_threshold", 0.0, 0.2),
@@ -124,34 +166,56 @@ class Omikuji(Method):
 
     # ------------------------------------------------------------------ training
 
-    def _hyper_param(self) -> Any:
-        import omikuji
+    def __init__(self, preset: str | None = None, **params: Any) -> None:
+        super().__init__(preset, **params)
+        self.hyper_param_fields()  # bad values fail here, before any data is loaded
 
+    def hyper_param_fields(self) -> dict[str, Any]:
+        """Omikuji's hyperparameter struct as plain fields, after checks that keep its Rust code from aborting.
+
+        A node is split when it holds at least ``min_branch_size`` labels, into ``cluster_k`` clusters,
+        and clustering fewer labels than clusters panics (which aborts the process): hence
+        ``min_branch_size >= cluster_k``.
+        """
         p = self.params
-        hp = omikuji.Model.default_hyper_param()
+        problems = []
         if p["loss"] not in ("hinge", "log"):
-            raise MlbenchError(f"omikuji: loss must be 'hinge' or 'log', got {p['loss']!r}")
-        hp.n_trees = int(p["n_trees"])
-        hp.min_branch_size = int(p["min_branch_size"])
-        hp.max_depth = int(p["max_depth"])
-        hp.cluster_k = int(p["cluster_k"])
-        hp.cluster_balanced = bool(p["cluster_balanced"])
-        hp.centroid_threshold = float(p["centroid_threshold"])
-        hp.linear_loss_type = (omikuji.LossType.HINGE if p["loss"] == "hinge" else omikuji.LossType.LOG).value
-        hp.linear_c = float(p["linear_c"])
-        hp.linear_eps = float(p["linear_eps"])
-        hp.linear_max_iter = int(p["linear_max_iter"])
-        hp.linear_weight_threshold = float(p["linear_weight_threshold"])
-        return hp
+            problems.append(f"loss must be 'hinge' or 'log', got {p['loss']!r}")
+        if int(p["cluster_k"]) < 2:
+            problems.append("cluster_k must be at least 2")
+        if int(p["min_branch_size"]) < int(p["cluster_k"]):
+            problems.append(f"min_branch_size ({p['min_branch_size']}) must be at least cluster_k ({p['cluster_k']})")
+        for key in ("n_trees", "max_depth", "linear_max_iter", "beam_size", "top_k"):
+            if int(p[key]) < 1:
+                problems.append(f"{key} must be at least 1")
+        for key in ("linear_c", "linear_eps"):
+            if not float(p[key]) > 0:
+                problems.append(f"{key} must be positive")
+        for key in ("linear_weight_threshold", "centroid_threshold", "min_labels", "n_threads"):
+            if float(p[key]) < 0:
+                problems.append(f"{key} must not be negative")
+        if problems:
+            raise MlbenchError("omikuji: " + "; ".join(problems))
+        return {
+            "n_trees": int(p["n_trees"]),
+            "min_branch_size": int(p["min_branch_size"]),
+            "max_depth": int(p["max_depth"]),
+            "cluster_k": int(p["cluster_k"]),
+            "cluster_balanced": bool(p["cluster_balanced"]),
+            "centroid_threshold": float(p["centroid_threshold"]),
+            "linear_loss_type": p["loss"],  # mapped to omikuji.LossType in the training process
+            "linear_c": float(p["linear_c"]),
+            "linear_eps": float(p["linear_eps"]),
+            "linear_max_iter": int(p["linear_max_iter"]),
+            "linear_weight_threshold": float(p["linear_weight_threshold"]),
+        }
 
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "Omikuji":
-        import omikuji
-
         from mlbench.metrics import micro_precision_recall_f1
 
         if train.Y.nnz == 0:
             raise MlbenchError("omikuji: the training split carries no label at all")
-        hp = self._hyper_param()
+        fields = self.hyper_param_fields()
         self.vectorizer_ = make_vectorizer(self.params)
         X = self.vectorizer_.fit_transform(train.texts)
         self.n_labels_ = train.n_labels
@@ -159,8 +223,7 @@ class Omikuji(Method):
             data = Path(tmp) / "train.txt"
             write_xc_file(data, X, train.Y)
             # omikuji takes no seed: see the README on determinism
-            with _quiet_native_output():
-                self.model_ = omikuji.Model.train_on_data(str(data), hp, int(self.params["n_threads"]))
+            self.model_ = _train_isolated(data, fields, int(self.params["n_threads"]), Path(tmp) / "model")
         self.model_.init_prediction_thread_pool(int(self.params["n_threads"]))
         _, _, f1 = micro_precision_recall_f1(valid.Y, self.predict(valid))
         ctx.report(0, {"valid_micro_f1": f1})
