@@ -178,11 +178,12 @@ def test_bad_plugin_files_are_one_line_errors(tmp_path):
 # ------------------------------------------------------------------------------- omikuji example
 
 
-def _omikuji_class():
-    pytest.importorskip("omikuji", reason="the omikuji example needs `pip install omikuji` (a binary wheel)")
+def _omikuji_class(need_library: bool = True):
+    if need_library:
+        pytest.importorskip("omikuji", reason="the omikuji example needs `pip install omikuji` (a binary wheel)")
     if importlib.util.find_spec("mlbench_omikuji") is None:  # not installed: use the example's source
         sys.path.insert(0, str(OMIKUJI_EXAMPLE))
-    from mlbench_omikuji import Omikuji
+    from mlbench_omikuji import Omikuji  # imports omikuji itself only in fit
 
     return Omikuji
 
@@ -229,3 +230,26 @@ def test_omikuji_min_labels_rule():
     assert m.decide(scores).toarray().tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
     assert m.decide(scores).toarray().tolist() == _omikuji_class()(threshold=0.5).decide(scores).toarray().tolist()
     assert _omikuji_class()(threshold=0.5, min_labels=0).decide(scores).toarray().tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 0]]
+
+
+def test_omikuji_rejects_settings_that_would_abort_it():
+    from mlbench.api import MlbenchError
+
+    Omikuji = _omikuji_class(need_library=False)
+    with pytest.raises(MlbenchError, match=r"min_branch_size \(2\) must be at least cluster_k \(4\)"):
+        Omikuji(min_branch_size=2, cluster_k=4)
+    with pytest.raises(MlbenchError, match="loss must be 'hinge' or 'log', got 'squared'; linear_c must be positive"):
+        Omikuji(loss="squared", linear_c=0)
+
+
+def test_omikuji_panic_is_a_one_line_error_not_an_abort(tmp_path):
+    from mlbench.api import MlbenchError
+
+    _omikuji_class()
+    from mlbench_omikuji.method import _train_isolated
+
+    data = tmp_path / "two.txt"
+    data.write_text("2 2 2\n0 0:1\n1 1:1\n")
+    # bypassing the method's checks: two labels cannot be clustered into four
+    with pytest.raises(MlbenchError, match="omikuji training failed .*Rust panic"):
+        _train_isolated(data, {"cluster_k": 4, "min_branch_size": 2}, 1, tmp_path / "model")
