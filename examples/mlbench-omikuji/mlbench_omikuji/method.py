@@ -89,6 +89,14 @@ def write_xc_file(path: Path, X: sp.csr_matrix, Y: sp.csr_matrix) -> None:
             f.write(labels + (" " + feats if feats else "") + "\n")
 
 
+def _import_omikuji() -> Any:
+    try:
+        import omikuji
+    except ImportError as exc:
+        raise MlbenchError(f"omikuji: the omikuji library is missing ({exc}); pip install 'omikuji>=0.5,<0.6'") from exc
+    return omikuji
+
+
 # Runs in a child process: a Rust panic inside omikuji aborts its process, and must not take
 # mlbench (a tuning study, a benchmark of many runs) down with it.
 _TRAIN_SCRIPT = """
@@ -110,7 +118,7 @@ def _train_isolated(data: Path, fields: dict[str, Any], n_threads: int, out: Pat
 
     The child's log lines and progress bars go to a file whose last lines explain a failure.
     """
-    import omikuji
+    omikuji = _import_omikuji()
 
     args = json.dumps({"data": str(data), "fields": fields, "n_threads": n_threads, "out": str(out)})
     log_path = out.with_suffix(".log")
@@ -275,7 +283,7 @@ class Omikuji(Method):
 
     @classmethod
     def load(cls, path: Path) -> "Omikuji":
-        import omikuji
+        omikuji = _import_omikuji()
 
         path = Path(path)
         # pickle: only load folders this process or a trusted run wrote
