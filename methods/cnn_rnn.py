@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
+
 from mlbench.api import Split
 from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
 
@@ -101,9 +103,17 @@ class CNNRNN(NeuralMethod):
     # ------------------------------------------------------------- network hooks
 
     def prepare(self, train: Split) -> None:
+        from mlbench.methods.neural.batching import LABEL_EOS, N_LABEL_SPECIALS
+
         # decoding stops after the longest training label set (plus EOS): longer sets were never seen
         longest = max((len(set(s)) for s in train.label_seqs), default=0)
         self.max_labels_ = max(1, min(longest, train.n_labels))
+        # how often each token is a target (labels, and EOS once per document), to start the
+        # output layer at the unigram distribution instead of a uniform one
+        counts = np.zeros(train.n_labels + N_LABEL_SPECIALS)
+        counts[N_LABEL_SPECIALS:] = np.asarray(train.Y.sum(axis=0), dtype=np.float64).ravel()
+        counts[LABEL_EOS] = len(train)
+        self.token_prior_ = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
 
     def extra_state(self) -> dict[str, Any]:
         return {"max_labels": self.max_labels_}
@@ -117,8 +127,10 @@ class CNNRNN(NeuralMethod):
     def build_network(self, vocab_size: int, n_labels: int):
         from mlbench.methods.neural.networks import CNNRNNNetwork
 
+        import torch
+
         p = self.params
-        return CNNRNNNetwork(
+        network = CNNRNNNetwork(
             vocab_size=vocab_size,
             n_labels=n_labels,
             embedding_dim=int(p["embedding_dim"]),
@@ -130,6 +142,11 @@ class CNNRNN(NeuralMethod):
             dropout=float(p["dropout"]),
             embedding_dropout=float(p["embedding_dropout"]),
         )
+        prior = getattr(self, "token_prior_", None)
+        if prior is not None:  # a fresh fit (a loaded model gets its trained bias)
+            with torch.no_grad():
+                network.output.bias.copy_(torch.from_numpy(np.log(prior)))
+        return network
 
     def batch_loss(self, network, batch):
         from mlbench.methods.neural.decoders import masked_sequence_nll

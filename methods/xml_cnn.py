@@ -119,6 +119,12 @@ class XMLCNN(NeuralMethod):
                 ctx.seed,
             )
 
+    def prepare(self, train: Split) -> None:
+        # label frequencies, to start each output at its training prior (smoothed): the network
+        # then does not spend its first epochs learning that most labels are rare
+        counts = np.asarray(train.Y.sum(axis=0), dtype=np.float64).ravel()
+        self.label_prior_ = (counts + 0.5) / (len(train) + 1.0)
+
     def min_batch_len(self) -> int:
         if self.params["pooling"] == "padded":
             return int(self.params["max_len"])  # the paper's fixed-length input
@@ -127,8 +133,10 @@ class XMLCNN(NeuralMethod):
     def build_network(self, vocab_size: int, n_labels: int):
         from mlbench.methods.neural.networks import XMLCNNNetwork
 
+        import torch
+
         p = self.params
-        return XMLCNNNetwork(
+        network = XMLCNNNetwork(
             vocab_size=vocab_size,
             n_labels=n_labels,
             embedding_dim=int(p["embedding_dim"]),
@@ -140,6 +148,11 @@ class XMLCNN(NeuralMethod):
             embedding_dropout=float(p["embedding_dropout"]),
             pooling=str(p["pooling"]),
         )
+        prior = getattr(self, "label_prior_", None)
+        if prior is not None:  # a fresh fit (a loaded model gets its trained bias)
+            with torch.no_grad():
+                network.output.bias.copy_(torch.from_numpy(np.log(prior) - np.log1p(-prior)))
+        return network
 
     def batch_loss(self, network, batch):
         import torch.nn.functional as F

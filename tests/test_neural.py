@@ -340,7 +340,7 @@ class Scripted:
         return self.scores[self.epoch - 1]
 
 
-def run_scripted(model: Scripted, ctx: FitContext, epochs: int, patience: int | None):
+def run_scripted(model: Scripted, ctx: FitContext, epochs: int, patience: int | None, **kwargs):
     texts = encode_texts([f"w{i} x" for i in range(40)], Vocabulary.build([["x"]], 10), None)
     return train_network(
         model.net,
@@ -352,6 +352,7 @@ def run_scripted(model: Scripted, ctx: FitContext, epochs: int, patience: int | 
         ctx=ctx,
         config=TrainConfig(epochs=epochs, lr=0.1, clip_norm=1.0, patience=patience),
         device=torch.device("cpu"),
+        **kwargs,
     )
 
 
@@ -371,6 +372,16 @@ def test_early_stopping_restores_the_best_epoch(tmp_path) -> None:
     assert [e for e, _ in ctx.history] == [1, 2, 3, 4]
     assert set(ctx.history[0][1]) >= {"valid_micro_f1", "train_loss"}
     assert (tmp_path / "scripted-best.pt").exists()
+
+
+def test_a_second_phase_continues_the_epochs_and_keeps_a_better_baseline(tmp_path) -> None:
+    model = Scripted([0.3, 0.4, 0.2])
+    before = model.net.weight.detach().clone()
+    ctx = FitContext(checkpoint_dir=tmp_path, progress=False)
+    result = run_scripted(model, ctx, epochs=3, patience=None, epoch_offset=10, baseline=0.5)
+    assert [e for e, _ in ctx.history] == [11, 12, 13]
+    assert (result.best_epoch, result.epochs_run) == (10, 3)  # no epoch beat the incoming weights
+    assert torch.equal(model.net.weight, before)
 
 
 def test_report_hook_errors_propagate(tmp_path) -> None:
@@ -396,9 +407,16 @@ def test_dynamic_max_pool_shape_and_agreement_with_adaptive_pooling() -> None:
     lengths = torch.tensor([11, 7, 3, 1, 2])
     pooled = dynamic_max_pool(maps, lengths, chunks=4)
     assert pooled.shape == (5, 3, 4)
+    maps.requires_grad_(True)
+    weights = torch.randn(5, 3, 4)
+    (dynamic_max_pool(maps, lengths, chunks=4) * weights).sum().backward()
     for i, n in enumerate(lengths.tolist()):
-        expected = torch.nn.AdaptiveMaxPool1d(4)(maps[i : i + 1, :, :n])
+        doc = maps.detach()[i : i + 1, :, :n].clone().requires_grad_(True)
+        expected = torch.nn.AdaptiveMaxPool1d(4)(doc)
         assert torch.equal(pooled[i : i + 1], expected)
+        (expected * weights[i : i + 1]).sum().backward()
+        assert torch.allclose(maps.grad[i : i + 1, :, :n], doc.grad)  # same gradient too
+        assert (maps.grad[i, :, n:] == 0).all()  # and none into the padding
 
 
 def test_xml_cnn_prediction_does_not_depend_on_batch_padding() -> None:

@@ -147,6 +147,8 @@ class NeuralMethod(Method):
         p = self.params
         if len(train) == 0:
             raise MlbenchError(f"{self.name}: the training split is empty")
+        if len(valid) == 0:
+            raise MlbenchError(f"{self.name}: the validation split is empty; it is needed to choose the epoch")
         config = self.training_config()
         device = torch.device(ctx.device)
         seed_torch(ctx.seed)

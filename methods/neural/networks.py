@@ -31,25 +31,32 @@ def dynamic_max_pool(maps: torch.Tensor, lengths: torch.Tensor, chunks: int) -> 
     """XML-CNN's dynamic max pooling over each document's own valid positions.
 
     ``maps`` is ``B x F x T`` (non-negative: after ReLU), ``lengths`` the valid
-    positions per document (≤ T). Each document's positions ``0..n-1`` are cut
-    into ``chunks`` contiguous pieces with the bounds AdaptiveMaxPool1d uses
+    positions per document (1 ≤ n ≤ T). Each document's positions ``0..n-1`` are
+    cut into ``chunks`` contiguous pieces with the bounds AdaptiveMaxPool1d uses
     (``floor(c n / p)`` to ``ceil((c + 1) n / p)``, never empty), and the max of
-    each is taken; the result is ``B x F x chunks`` and equals
-    ``AdaptiveMaxPool1d(chunks)`` on the unpadded maps. Masked amax reductions
-    only: deterministic on CUDA too (unlike ``AdaptiveMaxPool1d``'s backward).
+    each is taken: the result is ``B x F x chunks`` and equals
+    ``AdaptiveMaxPool1d(chunks)`` applied to each document's unpadded maps.
+
+    One gather of every chunk's positions into a ``B x F x chunks x W`` block
+    (``W`` the widest chunk; slots past a chunk's end read an appended zero
+    column, neutral for a max of non-negative values), then one amax. On CUDA
+    the gather's backward adds with atomics; a position shared by at most two
+    chunks (always, once ``n >= chunks``) still sums in a fixed order, so only
+    documents with fewer valid positions than chunks can vary in the last bit.
     """
     if chunks < 1:
         raise ValueError(f"dynamic pooling needs at least one chunk, got {chunks}")
-    T = maps.shape[-1]
-    pos = torch.arange(T, device=maps.device)
+    B, F_, T = maps.shape
     n = lengths.to(maps.device)[:, None]
     c = torch.arange(chunks, device=maps.device)[None, :]
     start = torch.div(c * n, chunks, rounding_mode="floor")  # B x p
     end = torch.div((c + 1) * n + chunks - 1, chunks, rounding_mode="floor")
-    inside = (pos >= start[..., None]) & (pos < end[..., None])  # B x p x T
-    # values are >= 0 after ReLU, so zeroing the outside positions leaves each chunk's max unchanged
-    pooled = [maps.masked_fill(~inside[:, None, j, :], 0.0).amax(dim=-1) for j in range(chunks)]
-    return torch.stack(pooled, dim=-1)
+    width = -(-T // chunks) + 1  # bounds every chunk of a document of at most T positions; no GPU sync
+    index = start[..., None] + torch.arange(width, device=maps.device)  # B x p x W
+    index = torch.where(index < end[..., None], index, T)  # T: the zero column appended below
+    flat = index.view(B, 1, chunks * width).expand(B, F_, chunks * width)
+    gathered = F.pad(maps, (0, 1)).gather(2, flat).view(B, F_, chunks, width)
+    return gathered.amax(dim=-1)
 
 
 class ConvTextEncoder(nn.Module):

@@ -98,13 +98,19 @@ def train_network(
     ctx: FitContext,
     config: TrainConfig,
     device: torch.device,
+    epoch_offset: int = 0,
+    baseline: float | None = None,
 ) -> TrainResult:
     """Train ``network`` in place and leave it holding the best epoch's weights.
 
     ``make_batch`` builds a CPU batch from document positions (batches are made
     one at a time, never all at once); ``loss_fn`` returns the mean loss of a
     batch already on ``device``; ``validate`` returns the validation micro-F1
-    of the current weights. Epochs and steps are numbered from 1.
+    of the current weights. Epochs and steps are numbered from 1; a second
+    training phase (e.g. fine-tuning after pre-training) passes the epochs
+    already run as ``epoch_offset`` so that its reports continue the curve, and
+    the incoming weights' validation micro-F1 as ``baseline``: they are then the
+    checkpoint to beat, restored if no epoch of this phase does better.
     """
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     with contextlib.ExitStack() as stack:
@@ -114,9 +120,14 @@ def train_network(
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = ckpt_dir / f"{name}-best.pt"
 
-        best_f1, best_epoch, bad_epochs = -math.inf, 0, 0
+        best_f1, best_epoch, bad_epochs = -math.inf, epoch_offset, 0
+        if baseline is not None:
+            best_f1 = float(baseline)
+            torch.save(network.state_dict(), checkpoint)
         result = TrainResult(best_epoch=0, best_valid_micro_f1=0.0, epochs_run=0, stopped_early=False)
-        epochs = progress(range(1, config.epochs + 1), desc=f"{name}: epochs", enabled=ctx.progress)
+        run = 0
+        last = epoch_offset + config.epochs
+        epochs = progress(range(epoch_offset + 1, last + 1), desc=f"{name}: epochs", enabled=ctx.progress)
         for epoch in epochs:
             t0 = time.perf_counter()
             train_loss = _train_epoch(network, optimizer, name, epoch, sampler, make_batch, loss_fn, ctx, config, device)
@@ -124,7 +135,8 @@ def train_network(
             with torch.no_grad(), autocast(device, config.amp):
                 valid_f1 = float(validate())
             seconds = time.perf_counter() - t0
-            result.epochs_run = epoch
+            run += 1
+            result.epochs_run = run
             result.epoch_seconds.append(seconds)
             log.info(
                 "%s epoch %d: train_loss %.4f, valid_micro_f1 %.4f (%.1f s)", name, epoch, train_loss, valid_f1, seconds
@@ -138,7 +150,7 @@ def train_network(
                 bad_epochs += 1
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix(valid_f1=f"{valid_f1:.4f}", best=f"{best_f1:.4f}@{best_epoch}")
-            if config.patience is not None and bad_epochs >= config.patience and epoch < config.epochs:
+            if config.patience is not None and bad_epochs >= config.patience and epoch < last:
                 result.stopped_early = True
                 log.info("%s: no improvement for %d epochs, stopping at epoch %d", name, bad_epochs, epoch)
                 break
