@@ -7,15 +7,21 @@ and several worker processes never confuse one another.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import platform
+import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +29,38 @@ import scipy.sparse as sp
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
 TAG_PREFIX = "mlbench."
+#: Attempts of one store call that meets a busy SQLite file (several worker processes writing at once).
+LOCK_RETRIES = 12
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def retry_when_locked(fn: Callable[..., T]) -> Callable[..., T]:
+    """Retry a store call that failed because another process held the SQLite write lock.
+
+    MLflow already sets a busy timeout, but SQLite answers "database is locked"
+    at once (no waiting) when two transactions both try to upgrade to writing;
+    backing off and retrying is then the documented remedy.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        delay = 0.05
+        for attempt in range(LOCK_RETRIES):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if not _is_lock_error(exc) or attempt == LOCK_RETRIES - 1:
+                    raise
+                log.info("MLflow store busy (%s); retrying in %.2f s", exc, delay)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 3.0)
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 def git_commit() -> str:
@@ -62,6 +100,16 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def absolute_sqlite_uri(uri: str) -> str:
+    """``sqlite:///mlflow.db`` made absolute: MLflow caches one store per URI string for the whole
+    process, so a relative path would keep pointing into the first working directory."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        path, sep, query = uri[len(prefix):].partition("?")
+        return prefix + str(Path(path).resolve()) + sep + query
+    return uri
+
+
 class Tracker:
     """A thin layer over one MLflow store."""
 
@@ -69,15 +117,16 @@ class Tracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = absolute_sqlite_uri(tracking_uri)
         self.artifact_dir = Path(artifact_dir).resolve()
-        mlflow.set_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
 
     @property
     def local(self) -> bool:
         return not self.tracking_uri.startswith(("http://", "https://", "databricks"))
 
+    @retry_when_locked
     def experiment_id(self, name: str) -> str:
         """The experiment named ``name``, created with a pinned artifact folder if new."""
         from mlflow.exceptions import MlflowException
@@ -97,6 +146,7 @@ class Tracker:
                 raise
             return exp.experiment_id
 
+    @retry_when_locked
     def start_run(
         self,
         experiment_id: str,
@@ -110,6 +160,7 @@ class Tracker:
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         return run.info.run_id
 
+    @retry_when_locked
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -118,6 +169,7 @@ class Tracker:
         for i in range(0, len(batch), 100):
             self.client.log_batch(run_id, params=batch[i : i + 100])
 
+    @retry_when_locked
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
@@ -126,18 +178,21 @@ class Tracker:
         for i in range(0, len(batch), 500):
             self.client.log_batch(run_id, metrics=batch[i : i + 500])
 
+    @retry_when_locked
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         batch = [RunTag(k if k.startswith(("mlflow.", TAG_PREFIX)) else TAG_PREFIX + k, str(v)[:5000]) for k, v in tags.items()]
         self.client.log_batch(run_id, tags=batch)
 
+    @retry_when_locked
     def log_json(self, run_id: str, name: str, payload: Any) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             path.write_text(json.dumps(payload, indent=1, sort_keys=True, default=str))
             self.client.log_artifact(run_id, str(path))
 
+    @retry_when_locked
     def log_predictions(
         self, run_id: str, split_name: str, ids: tuple[str, ...], pred: sp.csr_matrix, scores: np.ndarray | None
     ) -> None:
@@ -155,8 +210,48 @@ class Tracker:
             np.savez_compressed(path, **arrays)
             self.client.log_artifact(run_id, str(path))
 
+    @retry_when_locked
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+    @retry_when_locked
+    def get_run(self, run_id: str) -> Any | None:
+        """The run, or None when this store has no (live) run with that id."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if _is_lock_error(exc):
+                raise
+            return None
+        return run if run.info.lifecycle_stage == "active" else None
+
+    @retry_when_locked
+    def find_runs(self, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
+        """Active runs of the experiment carrying all ``tags`` (keys as logged), oldest first."""
+        clauses = []
+        for k, v in tags.items():
+            key = k if k.startswith(("mlflow.", TAG_PREFIX)) else TAG_PREFIX + k
+            if "'" in str(v):
+                raise ValueError(f"tag values searched for cannot contain quotes: {v!r}")
+            clauses.append(f"tags.`{key}` = '{v}'")
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id], filter_string=" and ".join(clauses), max_results=1000,
+                order_by=["attributes.start_time ASC"], page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    @retry_when_locked
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a run RUNNING again (a resumed study writes to its parent run once more)."""
+        self.client.update_run(run_id, status="RUNNING")
 
 
 def load_predictions(path: str | Path) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray | None]:
