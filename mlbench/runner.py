@@ -100,8 +100,14 @@ def fit_and_evaluate(
     progress: bool = True,
     checkpoint_dir: Path | None = None,
     splits: Sequence[str] = ("valid", "test"),
+    train: Split | None = None,
 ) -> tuple[RunResult, dict[str, tuple[Any, Any]]]:
-    """Fit on train (selecting on valid) and evaluate on the named splits."""
+    """Fit on train (selecting on valid) and evaluate on the named splits.
+
+    ``train`` replaces the task's training split (refitting on train+valid);
+    metrics still use the task's training label frequencies, so the HF/LF label
+    groups stay those of the task.
+    """
     seed_everything(seed)
     with tempfile.TemporaryDirectory(prefix="mlbench-ckpt-") as tmp:
         ctx = FitContext(
@@ -112,7 +118,7 @@ def fit_and_evaluate(
             progress=progress,
         )
         t0 = time.perf_counter()
-        method.fit(task.train, task.valid, ctx)
+        method.fit(train if train is not None else task.train, task.valid, ctx)
         fit_seconds = time.perf_counter() - t0
     scores: dict[str, dict[str, float]] = {}
     outputs: dict[str, tuple[Any, Any]] = {}
@@ -135,10 +141,14 @@ def fit_and_evaluate(
     return result, outputs
 
 
-def run_tags(method_cls: type[Method], task: Task, seed: int, device: str, preset: str | None) -> dict[str, str]:
+def run_tags(
+    method_cls: type[Method], task: Task, seed: int, device: str, preset: str | None, role: str = "parent"
+) -> dict[str, str]:
+    """Provenance tags; ``role`` is parent (one per method, task, seed), trial or aggregate."""
     from mlbench.tracking import device_description, git_commit, versions
 
     tags = {
+        "role": role,
         "method": method_cls.name,
         "task": task.name,
         "dataset": task.dataset,
@@ -206,6 +216,50 @@ def aggregate(results: Sequence[RunResult], split: str = "test") -> dict[str, tu
         vals = np.array([getattr(r, split)[k] for r in results if k in getattr(r, split)], dtype=float)
         out[k] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
     return out
+
+
+def log_aggregate(
+    tracker: Any,
+    method_cls: type[Method],
+    task: Task,
+    results: Sequence[RunResult],
+    preset: str | None,
+    params: Mapping[str, Any],
+    extra_tags: Mapping[str, str] | None = None,
+) -> str | None:
+    """Log mean and std over seeds as one run (tag ``mlbench.role=aggregate``); return its id.
+
+    Metrics ``test_<metric>_mean`` and ``test_<metric>_std`` (sample std, as in the
+    summary) and ``n_seeds``; the tag ``mlbench.seed_runs`` lists the per-seed parent
+    runs it summarises. The run is keyed by those runs, so re-running a finished
+    tuning command (which reuses its parent runs) updates the same aggregate
+    instead of adding another.
+    """
+    import hashlib
+
+    run_ids = [r.run_id for r in results if r.run_id]
+    if tracker is None or len(results) < 2 or len(run_ids) != len(results):
+        return None
+    key = hashlib.sha256(",".join(sorted(run_ids)).encode()).hexdigest()[:16]
+    exp = tracker.experiment_id(task.name)
+    found = tracker.find_runs(exp, {"role": "aggregate", "aggregate_key": key})
+    seeds = ",".join(str(r.seed) for r in results)
+    if found:
+        run_id = found[0].info.run_id
+        tracker.reopen_run(run_id)
+    else:
+        tags = {k: v for k, v in run_tags(method_cls, task, results[0].seed, "cpu", preset, role="aggregate").items()
+                if k not in ("seed", "device")}
+        tags.update({"aggregate_key": key, "seeds": seeds, "seed_runs": ",".join(run_ids), **(extra_tags or {})})
+        run_id = tracker.start_run(exp, f"{method_cls.name}-seeds{seeds.replace(',', '-')}", tags)
+        tracker.log_params(run_id, {**params, "preset": preset or "default", "seeds": seeds})
+    metrics: dict[str, float] = {"n_seeds": float(len(results))}
+    for k, (mean, std) in aggregate(results, "test").items():
+        metrics[f"test_{k}_mean"] = mean
+        metrics[f"test_{k}_std"] = std
+    tracker.log_metrics(run_id, metrics)
+    tracker.end_run(run_id)
+    return run_id
 
 
 def format_summary(results: Sequence[RunResult], split: str = "test") -> str:
