@@ -83,11 +83,12 @@ def _tracker(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mlbench.registry import get_method, get_task
-    from mlbench.runner import format_summary, resolve_device, run_once
+    from mlbench.runner import format_summary, log_aggregate, resolve_device, run_once
 
     method_cls = get_method(args.method)
     params = parse_params(args.param)
     method_cls(preset=args.preset, **params)  # validate the parameters before loading any data
+    _check_tuning_options(args)
     device = resolve_device(args.device, method_cls)
     task = get_task(args.task, data_dir=args.data_dir)
     print(
@@ -97,27 +98,84 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     tracker = None if args.no_tracking else _tracker(args)
     results = []
+    pending = []
     for seed in args.seeds:
-        results.append(
-            run_once(
-                method_cls,
-                task,
-                params,
-                seed=seed,
-                device=device,
-                tracker=tracker,
-                preset=args.preset,
-                progress=not args.quiet,
-                log_predictions=not args.no_predictions,
+        if args.trials is None:
+            results.append(
+                run_once(
+                    method_cls,
+                    task,
+                    params,
+                    seed=seed,
+                    device=device,
+                    tracker=tracker,
+                    preset=args.preset,
+                    progress=not args.quiet,
+                    log_predictions=not args.no_predictions,
+                )
             )
+            continue
+        from mlbench.tuning import DEFAULT_STORAGE, StudyPending, TuneSpec, tune
+
+        study_name = args.study_name
+        if study_name and len(args.seeds) > 1:
+            study_name = f"{study_name}-seed{seed}"
+        spec = TuneSpec(
+            method=args.method,
+            task=args.task,
+            seed=seed,
+            trials=args.trials,
+            fixed=params,
+            preset=args.preset,
+            data_dir=str(args.data_dir) if args.data_dir else None,
+            device=args.device,
+            storage=args.storage or DEFAULT_STORAGE,
+            study_name=study_name,
+            timeout=args.timeout,
+            n_jobs=args.n_jobs,
+            refit=args.refit,
+            tracking_uri=None if args.no_tracking else args.tracking_uri,
+            artifact_dir=args.artifact_dir,
+            plugins=tuple(str(Path(p).resolve()) for p in (args.plugin or [])),
+            progress=not args.quiet,
+            log_predictions=not args.no_predictions,
         )
+        try:
+            results.append(tune(spec, method_cls, task, tracker))
+        except StudyPending as exc:
+            print(f"mlbench: {exc}", file=sys.stderr)
+            pending.append(seed)
+    if not results:
+        return 0
     print(format_summary(results))
     if tracker is not None:
+        agg = log_aggregate(
+            tracker, method_cls, task, results, args.preset,
+            params if args.trials is not None else results[0].params,
+            extra_tags={"tuned": "true", "trials": str(args.trials)} if args.trials is not None else None,
+        )
         print(
-            f"\nlogged {len(results)} run(s) to {args.tracking_uri} (experiment {task.name!r}); "
+            f"\nlogged {len(results)} run(s)" + (" and their mean ± std" if agg else "")
+            + f" to {args.tracking_uri} (experiment {task.name!r}); "
             f"browse them with: mlbench ui" + ("" if args.tracking_uri == _default_uri() else f" --tracking-uri {args.tracking_uri}"),
         )
     return 0
+
+
+def _check_tuning_options(args: argparse.Namespace) -> None:
+    if args.trials is None:
+        given = [opt for opt, on in (("--refit", args.refit), ("--storage", args.storage is not None),
+                                     ("--study-name", args.study_name), ("--n-jobs", args.n_jobs != 1),
+                                     ("--timeout", args.timeout is not None)) if on]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply when tuning: add --trials N")
+        return
+    if args.trials < 1:
+        raise UsageError("--trials must be at least 1")
+    if args.n_jobs < 1:
+        raise UsageError("--n-jobs must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive (seconds)")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -220,6 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size preset: small (CPU-sized, default) or paper (the paper's sizes)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    t = p.add_argument_group("tuning (Optuna: TPE + median pruning on validation micro-F1)")
+    t.add_argument("--trials", type=int, default=None, metavar="N",
+                   help="tune: the study ends with N finished trials (rerunning the command resumes it), "
+                        "then the best configuration is evaluated on test")
+    t.add_argument("--refit", action="store_true", help="refit the best configuration on train+valid before testing")
+    t.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage: an RDB URL (sqlite:///optuna.db, the default; postgresql://...) "
+                        "or a journal file path")
+    t.add_argument("--study-name", default=None, metavar="NAME",
+                   help="default: <method>-<task>-seed<seed>-<preset>-<fingerprint>")
+    t.add_argument("--n-jobs", type=int, default=1, metavar="K",
+                   help="K worker processes on this machine sharing the study (one GPU each when several are visible)")
+    t.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="start no new trial after S seconds, then evaluate the best so far")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="the dataset's folder (default: $MLBENCH_DATA/<dataset> or ~/.cache/mlbench/<dataset>)")
     tracking_opts(p)
