@@ -113,7 +113,7 @@ def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> set[tuple
     done = set()
     for r in runs:
         tags = r.data.tags
-        if "mlflow.parentRunId" in tags or "mlbench.config_hash" not in tags:
+        if "mlflow.parentRunId" in tags or "mlbench.config_hash" not in tags or tags.get("mlbench.role", "parent") != "parent":
             continue
         done.add((tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_hash"]))
     return done

@@ -221,6 +221,68 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mlbench.bench import load_suite, run_suite
+
+    suite = load_suite(args.suite)
+    if args.seeds:
+        suite.seeds = list(args.seeds)
+    if args.methods:
+        suite.methods = {m: suite.methods.get(m, {}) for m in args.methods}
+    if args.tasks:
+        suite.tasks = list(args.tasks)
+    if args.preset:
+        suite.preset = args.preset
+    cells = suite.cells()
+    print(f"suite {suite.name}: {len(suite.methods)} methods x {len(suite.tasks)} tasks x {len(suite.seeds)} seeds "
+          f"= {len(cells)} cells (preset {suite.preset})", file=sys.stderr)
+    outcomes = run_suite(suite, _tracker(args), device=args.device, data_dir=args.data_dir, progress=not args.quiet)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    print(f"{counts['done']} run, {counts['skipped']} already complete, {counts['failed']} failed")
+    for o in outcomes:
+        if o.status == "failed":
+            print(f"  failed: {o.method} on {o.task} seed {o.seed}: {o.detail}")
+    return 1 if counts["failed"] else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlbench.reporting import write_report
+
+    out_dir = Path(args.out) if args.out else Path("reports") / args.task
+    command = "mlbench report --task " + args.task + (f" --out {args.out}" if args.out else "")
+    if args.command_note:
+        command = args.command_note
+    readme = write_report(
+        _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples
+    )
+    print(f"wrote {readme} and its figures")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mlbench.registry import get_task
+    from mlbench.reporting import run_predictions
+    from mlbench.stats import paired_bootstrap
+
+    tracker = _tracker(args)
+    (task_a, fp_a, pred_a, name_a), (task_b, fp_b, pred_b, name_b) = (
+        run_predictions(tracker, run_id) for run_id in (args.run_a, args.run_b)
+    )
+    if (task_a, fp_a) != (task_b, fp_b):
+        raise UsageError(f"the runs are on different tasks or splits ({task_a} {fp_a} vs {task_b} {fp_b}): not comparable")
+    task = get_task(task_a, data_dir=args.data_dir)
+    if task.fingerprint != fp_a:
+        raise MlbenchError(f"task {task_a} now has fingerprint {task.fingerprint}, the runs used {fp_a}")
+    res = paired_bootstrap(task.test.Y, pred_a, pred_b, n_resamples=args.resamples, seed=args.seed)
+    print(f"A = {name_a} ({args.run_a})\nB = {name_b} ({args.run_b})\ntask {task_a}, {len(task.test)} test documents, "
+          f"{args.resamples} paired resamples")
+    print(f"{'metric':<16}{'A':>9}{'B':>9}{'A - B':>10}   95% CI               p")
+    for r in res.values():
+        flag = "  significant" if r.significant else ""
+        print(f"{r.metric:<16}{r.a:>9.4f}{r.b:>9.4f}{r.diff:>+10.4f}   [{r.low:+.4f}, {r.high:+.4f}]  {r.p_value:.3f}{flag}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     exe = shutil.which("mlflow")
     cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
@@ -316,6 +378,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a hyperparameter for the check (repeatable)")
     plugin_opt(p)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("bench", help="run a suite of methods x tasks x seeds, skipping cells already in the store")
+    p.add_argument("suite", help="a named suite (paper-reuters, paper-rcv1, linear-reuters) or a YAML file")
+    p.add_argument("--methods", nargs="+", default=None, help="restrict to these methods")
+    p.add_argument("--tasks", nargs="+", default=None, help="restrict to these tasks")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--preset", choices=["small", "paper"], default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--artifact-dir", default="mlartifacts")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    tracking_opts(p)
+    plugin_opt(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="write Markdown tables and PNG figures from the runs in the store")
+    p.add_argument("--task", required=True, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
+    p.add_argument("--out", default=None, help="output folder (default reports/<task>)")
+    p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
+    p.add_argument("--command-note", default=None, help="the command line to print as 'regenerate with'")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--artifact-dir", default="mlartifacts")
+    tracking_opts(p)
+    plugin_opt(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="paired bootstrap of two runs' test predictions")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--artifact-dir", default="mlartifacts")
+    tracking_opts(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1 over the same store")
     tracking_opts(p)

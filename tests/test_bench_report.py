@@ -50,7 +50,7 @@ def test_suite_resumes_and_survives_a_failing_cell(tracker):
     assert ("br", 0, config_hash("br", {"C": 1}, "small")) in done
 
 
-def test_report_renders_from_the_store(tracker, tmp_path):
+def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     run_suite(_suite({"br": {"C": 10}, "pcc": {"C": 10, "beam_width": 3}}), tracker, echo=lambda _: None)
     records = collect_runs(tracker, ["synthetic", "synthetic-shuffled", "synthetic-trim2"])
     summary = summarise(records, "synthetic")
@@ -64,6 +64,20 @@ def test_report_renders_from_the_store(tracker, tmp_path):
         assert heading in text, heading
     assert (tmp_path / "report" / "figure1_trim.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure2_hf_lf.png").stat().st_size > 1000
+    # the same through the command line, and a paired comparison of two runs
+    from mlbench.cli import main
+
+    uri = tracker.tracking_uri
+    assert main(["report", "--task", "synthetic", "--out", str(tmp_path / "r2"), "--tracking-uri", uri,
+                 "--resamples", "100"]) == 0
+    assert (tmp_path / "r2" / "README.md").exists()
+    br0 = next(r for r in records if r.method == "br" and r.task == "synthetic" and r.seed == 0)
+    pcc0 = next(r for r in records if r.method == "pcc" and r.task == "synthetic" and r.seed == 0)
+    assert main(["compare", pcc0.run_id, br0.run_id, "--tracking-uri", uri, "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "micro_f1" in out and "subset_01_loss" in out and "95% CI" in out
+    shuffled_br = next(r for r in records if r.method == "br" and r.task == "synthetic-shuffled")
+    assert main(["compare", shuffled_br.run_id, br0.run_id, "--tracking-uri", uri]) == 2  # different tasks
     # BR is unchanged by label shuffling: its Table 2 row shows no change in 0/1 loss
     row = next(line for line in text.splitlines() if line.startswith("| br |") and "%" in line)
     assert "+0.0%" in row
