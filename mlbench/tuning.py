@@ -218,6 +218,16 @@ class FixedParamsTrial:
         return suggest
 
 
+def _stale_callback_arg() -> str:
+    import inspect
+
+    import optuna
+
+    params = inspect.signature(optuna.storages.RDBStorage).parameters
+    # renamed in Optuna 4.9; the old name goes in 6.0
+    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
+
+
 def open_storage(url: str):
     """An Optuna storage for ``url``: an RDB URL (``sqlite:///``, ``postgresql://``...) or a journal file path."""
     import optuna
@@ -226,6 +236,7 @@ def open_storage(url: str):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(url)))
+    url = with_postgres_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several worker processes write the same file: wait for the lock rather than fail
@@ -242,7 +253,7 @@ def open_storage(url: str):
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
                     grace_period=GRACE_PERIOD_S,
-                    heartbeat_stale_trial_callback=retry_interrupted,
+                    **{_stale_callback_arg(): retry_interrupted},
                 )
         except ImportError as exc:
             raise MlbenchError(f"storage {redact(url)}: missing database driver ({exc}); "
@@ -252,6 +263,22 @@ def open_storage(url: str):
                 raise MlbenchError(f"cannot open Optuna storage {redact(url)}: {type(exc).__name__}: {exc}") from exc
             time.sleep(0.5 + random.random() * 2)
     raise AssertionError("unreachable")
+
+
+def with_postgres_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed.
+
+    SQLAlchemy 2.0 reads a bare ``postgresql://`` as psycopg2, 2.1 as psycopg 3;
+    naming the installed one makes the same URL work under both.
+    """
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    for module, dialect in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{dialect}://" + url[len("postgresql://"):]
+    return url
 
 
 def retry_interrupted(study, trial) -> None:
