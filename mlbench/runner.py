@@ -141,6 +141,16 @@ def fit_and_evaluate(
     return result, outputs
 
 
+def _origin(method_cls: type[Method]) -> str:
+    """Distribution and version (or plugin file) of a registered method; "unregistered" otherwise."""
+    from mlbench.registry import method_origin
+
+    try:
+        return method_origin(method_cls.name)
+    except MlbenchError:
+        return "unregistered"
+
+
 def run_tags(
     method_cls: type[Method], task: Task, seed: int, device: str, preset: str | None, role: str = "parent"
 ) -> dict[str, str]:
@@ -150,6 +160,7 @@ def run_tags(
     tags = {
         "role": role,
         "method": method_cls.name,
+        "method_origin": _origin(method_cls),
         "task": task.name,
         "dataset": task.dataset,
         "fingerprint": task.fingerprint,
