@@ -585,12 +585,18 @@ class Tuner:
 
     def recover(self) -> None:
         """Mark trials of dead processes as interrupted (queueing them again), then fix their MLflow runs."""
+        self.fail_stale()
+        self.reconcile_mlflow()
+
+    def fail_stale(self) -> None:
+        """Interrupt the running trials whose process is gone: Optuna's heartbeat (RDB storages), and on
+        this machine the process recorded in the trial."""
         import optuna
         from optuna.trial import TrialState
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)  # heartbeat (RDB); calls retry_interrupted
+            optuna.storages.fail_stale_trials(self.study)  # calls retry_interrupted
         now = datetime.now()
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get(ATTR_OWNER)
@@ -598,33 +604,32 @@ class Tuner:
                 stale = owner_is_gone(owner)
             else:
                 stale = t.datetime_start is not None and now - t.datetime_start > timedelta(seconds=UNOWNED_GRACE_S)
-            if not stale:
-                continue
-            try:
-                changed = self.study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                changed = False  # another worker got there first
-            if changed:
+            if stale and self._interrupt(t):
                 log.warning("trial %d of study %s was left running by a process that is gone: "
                             "marked interrupted, configuration queued again", t.number, self.study_name)
-                retry_interrupted(self.study, t)
-        self.reconcile_mlflow()
 
     def abandon_own_trials(self) -> None:
         """After Ctrl-C: trials this process still holds are interrupted (and queued again)."""
-        import optuna
         from optuna.trial import TrialState
 
         me = owner_record()
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get(ATTR_OWNER) or {}
-            if owner.get("host") != me["host"] or owner.get("pid") != me["pid"]:
-                continue
-            try:
-                if self.study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                    retry_interrupted(self.study, t)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass
+            if owner.get("host") == me["host"] and owner.get("pid") == me["pid"]:
+                self._interrupt(t)
+
+    def _interrupt(self, t) -> bool:
+        """RUNNING -> FAIL (no error: interrupted) and queue the configuration again; False if another got there first."""
+        import optuna
+        from optuna.trial import TrialState
+
+        try:
+            changed = self.study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        if changed:
+            retry_interrupted(self.study, t)
+        return bool(changed)
 
     def reconcile_mlflow(self) -> None:
         """Give every RUNNING trial run whose Optuna trial has ended the status of that trial."""
@@ -683,6 +688,7 @@ class Tuner:
     def _claim(self):
         """A new trial, or None when the study already has N trials finished or running."""
         n = self.spec.trials
+        self.fail_stale()  # a trial lost elsewhere frees its slot (as Study.optimize does before each trial)
         with claim_lock(self.spec.storage, self.study_name, self.storage):
             c = self.counts()
             if c.finished + c.running >= n:
@@ -712,6 +718,19 @@ class Tuner:
 
     def _run_one(self, trial) -> None:
         import optuna
+
+        self._trial_run_id: str | None = None
+        try:
+            self._run_trial(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker found no heartbeat for GRACE_PERIOD_S, declared this trial lost and queued
+            # its configuration again: the retry owns the outcome now.
+            self._end_trial_run(self._trial_run_id, "INTERRUPTED", {
+                "interrupted": "true", "error": "declared lost by another worker (no heartbeat); retried"})
+            self._trial_line(trial.number, "LOST", "another worker declared it lost; its retry decides")
+
+    def _run_trial(self, trial) -> None:
+        import optuna
         from optuna.trial import TrialState
 
         tracker, spec = self.tracker, self.spec
@@ -724,6 +743,7 @@ class Tuner:
             if retry_of is not None:
                 tags["retry_of"] = retry_of
             run_id = tracker.start_run(self.experiment_id, f"trial-{trial.number}", tags, parent_run_id=self.parent_run_id)
+            self._trial_run_id = run_id
             trial.set_user_attr(ATTR_RUN, run_id)
 
         reports = 0
@@ -802,10 +822,6 @@ class Tuner:
         self.tracker.end_run(run_id, MLFLOW_STATUS[state])
 
     # ---- the end
-
-    def is_complete(self) -> bool:
-        c = self.counts()
-        return c.finished >= self.spec.trials and c.running == 0
 
     def finalize(self) -> RunResult:
         """Evaluate the best configuration on test and log it to the parent run (once per best trial)."""
@@ -1032,10 +1048,13 @@ def _run_workers(tuner: Tuner, n_jobs: int) -> None:
     finally:
         bar.close()
     failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (0, None)]
-    if any(code == 130 for _, code in failed):
-        raise KeyboardInterrupt
     for i, code in failed:
-        print(f"mlbench: worker {i} exited with status {code}", file=sys.stderr)
+        what = "was interrupted" if code == 130 else f"exited with status {code}"
+        print(f"mlbench: worker {i} {what}", file=sys.stderr)
+    if len(failed) == len(procs):
+        if all(code == 130 for _, code in failed):
+            raise KeyboardInterrupt
+        raise MlbenchError(f"all {len(procs)} workers failed (their messages are above)")
 
 
 def _stop_workers(procs: Sequence[Any]) -> None:

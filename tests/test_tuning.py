@@ -336,3 +336,27 @@ def test_journal_storage(workdir):
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("tuning.journal"))
     (summary,) = optuna.study.get_all_study_summaries(storage)
     assert summary.n_trials == 3
+
+
+def test_a_trial_lost_on_another_machine_is_found_by_its_heartbeat(workdir, monkeypatch):
+    """No process to check on another machine: Optuna's heartbeat decides, then the trial is retried."""
+    import mlbench.tuning as tuning
+
+    monkeypatch.setattr(tuning, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(tuning, "GRACE_PERIOD_S", 2)
+    assert main(base_args(workdir, 2, "epochs=1")) == 0
+    storage = tuning.open_storage("sqlite:///optuna.db")
+    study = optuna.load_study(study_name=load_study().study_name, storage=storage)
+    lost = study.ask()
+    lost.suggest_float("quality", 0.0, 1.0)
+    lost.set_user_attr("mlbench.owner", {"host": "another-machine", "pidns": "", "pid": 1, "start": None})
+    storage.record_heartbeat(lost._trial_id)
+    time.sleep(3)
+
+    assert main(base_args(workdir, 4, "epochs=1")) == 0
+    trials = load_study().trials
+    assert sum(has_outcome(t) for t in trials) == 4
+    (gone,) = [t for t in trials if t.number == lost.number]
+    assert gone.state == TrialState.FAIL and not has_outcome(gone)
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == lost.number]
+    assert retry.params == gone.params and has_outcome(retry)
