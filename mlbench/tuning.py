@@ -679,8 +679,7 @@ class Tuner:
                 self._run_one(trial)
                 ran += 1
                 c = self.counts()
-                bar.n = min(c.finished, self.spec.trials)
-                bar.refresh()
+                bar.update(min(c.finished, self.spec.trials) - bar.n)
         finally:
             bar.close()
         return ran
@@ -1037,8 +1036,9 @@ def _run_workers(tuner: Tuner, n_jobs: int) -> None:
     bar.update(min(count_trials(tuner.study).finished, spec.trials))
     try:
         while any(p.is_alive() for p in procs):
-            bar.n = min(count_trials(tuner.study).finished, spec.trials)
-            bar.refresh()
+            done = min(count_trials(tuner.study).finished, spec.trials)
+            if done != bar.n:
+                bar.update(done - bar.n)
             for p in procs:
                 p.join(timeout=0.5 / n_jobs)
     except KeyboardInterrupt:
