@@ -96,9 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{task.n_labels} labels, fingerprint {task.fingerprint}",
         file=sys.stderr,
     )
+    default_uri = _default_uri()  # before MLflow exports the tracker's URI to the environment
     tracker = None if args.no_tracking else _tracker(args)
     results = []
-    pending = []
     for seed in args.seeds:
         if args.trials is None:
             results.append(
@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             n_jobs=args.n_jobs,
             refit=args.refit,
-            tracking_uri=None if args.no_tracking else args.tracking_uri,
+            tracking_uri=tracker.tracking_uri if tracker is not None else None,
             artifact_dir=args.artifact_dir,
             plugins=tuple(str(Path(p).resolve()) for p in (args.plugin or [])),
             progress=not args.quiet,
@@ -143,13 +143,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             results.append(tune(spec, method_cls, task, tracker))
         except StudyPending as exc:
-            print(f"mlbench: {exc}", file=sys.stderr)
-            pending.append(seed)
+            print(f"mlbench: {exc}", file=sys.stderr)  # another worker finishes this seed
     if not results:
         return 0
     print(format_summary(results))
     if tracker is not None:
-        agg = log_aggregate(
+        # over every seed, or not at all (a seed still finishing elsewhere logs it when rerun)
+        agg = None if len(results) < len(args.seeds) else log_aggregate(
             tracker, method_cls, task, results, args.preset,
             params if args.trials is not None else results[0].params,
             extra_tags={"tuned": "true", "trials": str(args.trials)} if args.trials is not None else None,
@@ -157,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"\nlogged {len(results)} run(s)" + (" and their mean ± std" if agg else "")
             + f" to {args.tracking_uri} (experiment {task.name!r}); "
-            f"browse them with: mlbench ui" + ("" if args.tracking_uri == _default_uri() else f" --tracking-uri {args.tracking_uri}"),
+            f"browse them with: mlbench ui" + ("" if args.tracking_uri == default_uri else f" --tracking-uri {args.tracking_uri}"),
         )
     return 0
 

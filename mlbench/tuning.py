@@ -237,6 +237,7 @@ def open_storage(url: str):
 
         return JournalStorage(JournalFileBackend(str(url)))
     url = with_postgres_driver(url)
+    stale_callback: dict[str, Any] = {_stale_callback_arg(): retry_interrupted}
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several worker processes write the same file: wait for the lock rather than fail
@@ -253,7 +254,7 @@ def open_storage(url: str):
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
                     grace_period=GRACE_PERIOD_S,
-                    **{_stale_callback_arg(): retry_interrupted},
+                    **stale_callback,
                 )
         except ImportError as exc:
             raise MlbenchError(f"storage {redact(url)}: missing database driver ({exc}); "
@@ -433,13 +434,13 @@ def claim_lock(storage_url: str, study_name: str, storage: Any) -> Iterator[None
     if storage_url.startswith("postgresql"):
         import sqlalchemy
 
-        key = int.from_bytes(hashlib.sha256(f"mlbench:{study_name}".encode()).digest()[:8], "big", signed=True)
+        lock_id = int.from_bytes(hashlib.sha256(f"mlbench:{study_name}".encode()).digest()[:8], "big", signed=True)
         with storage.engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
             try:
                 yield
             finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
                 conn.commit()
         return
     # Other databases: no lock; the slot check after creating a trial still holds the total at N.
@@ -475,10 +476,6 @@ class _Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-class Interrupted(Exception):
-    """Raised out of a worker when it was stopped (Ctrl-C): the trial was marked, the results are intact."""
 
 
 # ------------------------------------------------------------------ the tuner
