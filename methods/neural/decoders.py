@@ -219,3 +219,19 @@ def masked_sequence_nll(
     vocab = logits.shape[-1]
     masked = logits.float().masked_fill(teacher_forcing_mask(label_inputs, vocab, banned), float("-inf"))
     return F.cross_entropy(masked.reshape(-1, vocab), label_outputs.reshape(-1), ignore_index=LABEL_PAD)
+
+
+def until_first_eos(tokens: torch.Tensor) -> torch.Tensor:
+    """``B x S`` bool: the steps of each sequence up to and including its first EOS (all steps if none)."""
+    is_eos = tokens == LABEL_EOS
+    return (is_eos.long().cumsum(dim=1) - is_eos.long()) == 0
+
+
+def sequence_log_probs(tokens: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """``B`` sums of per-step log-probabilities over the steps up to and including the first EOS.
+
+    Later steps are selected away (``torch.where``, not a multiplication), so
+    they receive exactly zero gradient even if they hold ``-inf``.
+    """
+    keep = until_first_eos(tokens)
+    return torch.where(keep, log_probs, torch.zeros((), dtype=log_probs.dtype, device=log_probs.device)).sum(dim=1)

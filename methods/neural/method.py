@@ -137,11 +137,26 @@ class NeuralMethod(Method):
             amp=bool(p["amp"]),
         )
 
+    def build_vocabulary(self, train: Split) -> Vocabulary:
+        """The word vocabulary, from the training texts (a subclass may take a saved model's instead)."""
+        p = self.params
+        return Vocabulary.build((tokenize(t) for t in train.texts), int(p["vocab_size"]), int(p["min_count"]))
+
+    def train_phases(self, runner: "PhaseRunner") -> Any:
+        """Train ``self.network_``; the default is one phase of :meth:`batch_loss` under :meth:`training_config`.
+
+        A method with several phases (e.g. pre-training, then fine-tuning with
+        another loss) calls ``runner.run`` once per phase; epochs and model
+        selection continue across phases. Returns the last phase's ``TrainResult``.
+        """
+        network = self.network_
+        return runner.run(self.training_config(), lambda batch: self.batch_loss(network, batch))
+
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "NeuralMethod":
         import torch
 
         from mlbench.methods.neural.batching import LengthBucketSampler, collate, encode_label_sequences
-        from mlbench.methods.neural.train import seed_torch, train_network
+        from mlbench.methods.neural.train import seed_torch
         from mlbench.metrics import micro_precision_recall_f1
 
         p = self.params
@@ -149,12 +164,12 @@ class NeuralMethod(Method):
             raise MlbenchError(f"{self.name}: the training split is empty")
         if len(valid) == 0:
             raise MlbenchError(f"{self.name}: the validation split is empty; it is needed to choose the epoch")
-        config = self.training_config()
+        self.training_config()  # bad settings fail before any work
         device = torch.device(ctx.device)
         seed_torch(ctx.seed)
         self.on_fit_start(ctx)
 
-        self.vocab_ = Vocabulary.build((tokenize(t) for t in train.texts), int(p["vocab_size"]), int(p["min_count"]))
+        self.vocab_ = self.build_vocabulary(train)
         self.labels_ = tuple(train.labels)
         self.prepare(train)
         train_texts = encode_texts(train.texts, self.vocab_, self.max_len)
@@ -178,18 +193,16 @@ class NeuralMethod(Method):
         def validate() -> float:
             return micro_precision_recall_f1(valid.Y, self._predict_encoded(valid_texts))[2]
 
-        network = self.network_
-        self.train_result_ = train_network(
-            network,
+        runner = PhaseRunner(
+            network=self.network_,
             name=self.name,
             sampler=LengthBucketSampler(train_texts.lengths, int(p["batch_size"]), shuffle=True, seed=ctx.seed),
             make_batch=make_batch,
-            loss_fn=lambda batch: self.batch_loss(network, batch),
             validate=validate,
             ctx=ctx,
-            config=config,
             device=device,
         )
+        self.train_result_ = self.train_phases(runner)
         return self
 
     @property
@@ -291,3 +304,79 @@ class NeuralMethod(Method):
         network.load_state_dict(torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True))
         method.network_ = network.eval()
         return method
+
+
+class PhaseRunner:
+    """Runs training phases of one network over the method's training batches.
+
+    Each :meth:`run` is one call of :func:`~.train.train_network`; the epochs
+    of a later phase continue the numbering of the earlier ones (so MLflow
+    curves continue), and by default a later phase starts from the best
+    validation micro-F1 so far as the checkpoint to beat: model selection spans
+    every phase.
+    """
+
+    def __init__(
+        self,
+        *,
+        network: "torch.nn.Module",
+        name: str,
+        sampler: Any,
+        make_batch: Callable[[np.ndarray], "Batch"],
+        validate: Callable[[], float],
+        ctx: FitContext,
+        device: "torch.device",
+    ) -> None:
+        self.network, self.name, self.sampler, self.make_batch = network, name, sampler, make_batch
+        self._validate, self.ctx, self.device = validate, ctx, device
+        self.epochs_run = 0
+        self.best_valid_micro_f1: float | None = None
+        self.best_epoch = 0
+
+    def validate(self) -> float:
+        """Validation micro-F1 of the network's current weights (eval mode, no gradients)."""
+        import torch
+
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            with torch.no_grad():  # prediction brings its own autocast
+                return float(self._validate())
+        finally:
+            self.network.train(was_training)
+
+    def run(
+        self,
+        config: Any,
+        loss_fn: Callable[["Batch"], "torch.Tensor"],
+        *,
+        name: str | None = None,
+        baseline: float | None | str = "best",
+        epoch_metrics: Callable[[], Any] | None = None,
+    ) -> Any:
+        """One phase; ``baseline="best"`` keeps the best validation score of the earlier phases
+        (none for the first phase), a number sets it, None starts afresh."""
+        from mlbench.methods.neural.train import train_network
+
+        kept_epoch = self.best_epoch
+        if baseline == "best":
+            baseline = self.best_valid_micro_f1
+        result = train_network(
+            self.network,
+            name=name or self.name,
+            sampler=self.sampler,
+            make_batch=self.make_batch,
+            loss_fn=loss_fn,
+            validate=self._validate,
+            ctx=self.ctx,
+            config=config,
+            device=self.device,
+            epoch_offset=self.epochs_run,
+            baseline=baseline,
+            epoch_metrics=epoch_metrics,
+        )
+        if baseline is not None and result.best_epoch == self.epochs_run:
+            result.best_epoch = kept_epoch  # no epoch of this phase beat the incoming weights
+        self.epochs_run += result.epochs_run
+        self.best_valid_micro_f1, self.best_epoch = result.best_valid_micro_f1, result.best_epoch
+        return result

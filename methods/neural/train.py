@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -100,6 +100,7 @@ def train_network(
     device: torch.device,
     epoch_offset: int = 0,
     baseline: float | None = None,
+    epoch_metrics: Callable[[], Mapping[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``network`` in place and leave it holding the best epoch's weights.
 
@@ -111,6 +112,9 @@ def train_network(
     already run as ``epoch_offset`` so that its reports continue the curve, and
     the incoming weights' validation micro-F1 as ``baseline``: they are then the
     checkpoint to beat, restored if no epoch of this phase does better.
+    ``epoch_metrics`` (called once after each epoch's training pass) adds the
+    loss function's own statistics, e.g. the mean reward of a policy-gradient
+    phase, to the epoch's report.
     """
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     with contextlib.ExitStack() as stack:
@@ -131,6 +135,7 @@ def train_network(
         for epoch in epochs:
             t0 = time.perf_counter()
             train_loss = _train_epoch(network, optimizer, name, epoch, sampler, make_batch, loss_fn, ctx, config, device)
+            extra = {k: float(v) for k, v in epoch_metrics().items()} if epoch_metrics is not None else {}
             network.eval()
             with torch.no_grad(), autocast(device, config.amp):
                 valid_f1 = float(validate())
@@ -139,10 +144,11 @@ def train_network(
             result.epochs_run = run
             result.epoch_seconds.append(seconds)
             log.info(
-                "%s epoch %d: train_loss %.4f, valid_micro_f1 %.4f (%.1f s)", name, epoch, train_loss, valid_f1, seconds
+                "%s epoch %d: train_loss %.4f, valid_micro_f1 %.4f (%.1f s)%s",
+                name, epoch, train_loss, valid_f1, seconds, "".join(f", {k} {v:.4f}" for k, v in extra.items()),
             )
             # hooks may raise optuna.TrialPruned: let it through
-            ctx.report(epoch, {"valid_micro_f1": valid_f1, "train_loss": train_loss, "epoch_seconds": seconds})
+            ctx.report(epoch, {"valid_micro_f1": valid_f1, "train_loss": train_loss, "epoch_seconds": seconds, **extra})
             if valid_f1 > best_f1:
                 best_f1, best_epoch, bad_epochs = valid_f1, epoch, 0
                 torch.save(network.state_dict(), checkpoint)
