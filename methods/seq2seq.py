@@ -1,0 +1,192 @@
+"""``seq2seq``: SGM, the sequence generation model of Yang et al. (COLING 2018).
+
+A bidirectional LSTM encodes the document; an LSTM decoder with additive
+attention over the encoder states (padding masked) emits the label sequence,
+one label per step, until EOS (:class:`~.neural.sgm.SGMNetwork`). Labels
+already emitted, PAD and BOS are masked to ``-inf`` at every step, in training
+and decoding alike, so an output never repeats a label. Training is maximum
+likelihood with teacher forcing on ``split.label_seqs`` — the task's label
+order: frequency order for the base task, an independent random order per
+training document for ``-shuffled`` —; inference is batched beam search whose
+masks and decoder states follow the beam back-pointers.
+
+Deliberate choices, each a hyperparameter or documented:
+
+- ``global_embedding`` (SGM's "GE") is on by default;
+- the ``paper`` preset follows the authors' code for sizes: a 512-wide
+  encoder as 256 units per direction, so the 512-unit decoder starts from the
+  concatenated final states; the ``small`` preset is CPU-sized;
+- EOS is allowed at the first step (a document may have no label).
+
+torch is imported inside ``fit``/``predict`` only, so listing methods stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from mlbench.api import Split
+from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
+
+#: Hyperparameters that fix the network's shape (and the text pipeline feeding it).
+SGM_ARCHITECTURE = (
+    "vocab_size",
+    "min_count",
+    "max_len",
+    "embedding_dim",
+    "encoder_hidden",
+    "encoder_layers",
+    "decoder_hidden",
+    "decoder_layers",
+    "label_embedding_dim",
+    "attention_dim",
+    "global_embedding",
+)
+
+SGM_DEFAULTS: dict[str, Any] = {
+    **NEURAL_DEFAULTS,
+    "max_len": 200,
+    "lr": 2e-3,
+    "epochs": 10,
+    "patience": 3,
+    "eval_batch_size": 128,
+    "embedding_dim": 128,
+    "encoder_hidden": 128,  # per direction
+    "encoder_layers": 1,
+    "decoder_hidden": 256,
+    "decoder_layers": 1,
+    "label_embedding_dim": 128,
+    "attention_dim": 128,
+    "dropout": 0.3,  # encoder outputs, decoder input embedding and output layer (and between LSTM layers)
+    "embedding_dropout": 0.2,
+    "global_embedding": True,
+    "beam_size": 5,
+}
+
+SGM_PAPER: dict[str, Any] = {
+    "vocab_size": 50_000,
+    "max_len": 500,
+    "batch_size": 64,
+    "eval_batch_size": 64,
+    "embedding_dim": 512,
+    "encoder_hidden": 256,
+    "encoder_layers": 2,
+    "decoder_hidden": 512,
+    "decoder_layers": 2,
+    "label_embedding_dim": 512,
+    "attention_dim": 512,
+    "dropout": 0.5,
+    "embedding_dropout": 0.0,
+    "lr": 1e-3,
+    "epochs": 20,
+    "patience": None,
+    "clip_norm": 8.0,
+    "beam_size": 5,
+}
+
+#: tiny enough for the contract test's 300-document task (seconds on a CPU)
+SGM_CONTRACT: dict[str, Any] = {
+    "embedding_dim": 16,
+    "encoder_hidden": 16,
+    "decoder_hidden": 32,
+    "label_embedding_dim": 8,
+    "attention_dim": 16,
+    "epochs": 8,
+    "batch_size": 16,
+    "lr": 1e-2,
+    "dropout": 0.1,
+    "embedding_dropout": 0.0,
+    "vocab_size": 2000,
+    "max_len": 40,
+    "beam_size": 3,
+}
+
+
+class Seq2Seq(NeuralMethod):
+    name = "seq2seq"
+    description = "Seq2Seq (SGM): bi-LSTM encoder, attention LSTM label-sequence decoder, masked beam search (Yang et al. 2018)"
+    target_kind = "sequence"
+    defaults: ClassVar[dict[str, Any]] = dict(SGM_DEFAULTS)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"small": {}, "paper": dict(SGM_PAPER)}
+    contract_params: ClassVar[dict[str, Any]] = dict(SGM_CONTRACT)
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {
+            "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),
+            "embedding_dim": trial.suggest_categorical("embedding_dim", [64, 128, 256]),
+            "encoder_hidden": trial.suggest_categorical("encoder_hidden", [64, 128, 256]),
+            "decoder_hidden": trial.suggest_categorical("decoder_hidden", [128, 256, 512]),
+            "label_embedding_dim": trial.suggest_categorical("label_embedding_dim", [32, 64, 128]),
+            "attention_dim": trial.suggest_categorical("attention_dim", [64, 128, 256]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "embedding_dropout": trial.suggest_float("embedding_dropout", 0.0, 0.5),
+            "global_embedding": trial.suggest_categorical("global_embedding", [True, False]),
+            "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+            "beam_size": trial.suggest_categorical("beam_size", [1, 3, 5, 10]),
+        }
+
+    def check_params(self) -> str:
+        p = self.params
+        sizes = ("beam_size", "embedding_dim", "encoder_hidden", "encoder_layers", "decoder_hidden", "decoder_layers",
+                 "label_embedding_dim", "attention_dim")
+        for key in sizes:
+            if not (isinstance(p[key], int) and not isinstance(p[key], bool) and p[key] >= 1):
+                return f"{key} must be a positive integer, got {p[key]!r}"
+        if not isinstance(p["global_embedding"], bool):
+            return f"global_embedding must be true or false, got {p['global_embedding']!r}"
+        return super().check_params()
+
+    # ------------------------------------------------------------- network hooks
+
+    def prepare(self, train: Split) -> None:
+        # decoding stops after the longest training label set (plus EOS): longer sets were never seen
+        longest = max((len(set(s)) for s in train.label_seqs), default=0)
+        self.max_labels_ = max(1, min(longest, train.n_labels))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"max_labels": self.max_labels_}
+
+    def restore_extra_state(self, state: dict[str, Any]) -> None:
+        self.max_labels_ = int(state["max_labels"])
+
+    def build_network(self, vocab_size: int, n_labels: int):
+        from mlbench.methods.neural.sgm import SGMNetwork
+
+        p = self.params
+        return SGMNetwork(
+            vocab_size=vocab_size,
+            n_labels=n_labels,
+            embedding_dim=int(p["embedding_dim"]),
+            encoder_hidden=int(p["encoder_hidden"]),
+            encoder_layers=int(p["encoder_layers"]),
+            decoder_hidden=int(p["decoder_hidden"]),
+            decoder_layers=int(p["decoder_layers"]),
+            label_embedding_dim=int(p["label_embedding_dim"]),
+            attention_dim=int(p["attention_dim"]),
+            dropout=float(p["dropout"]),
+            embedding_dropout=float(p["embedding_dropout"]),
+            global_embedding=bool(p["global_embedding"]),
+        )
+
+    def batch_loss(self, network, batch):
+        from mlbench.methods.neural.decoders import masked_sequence_nll
+
+        logits = network(batch.tokens, batch.lengths, batch.label_inputs)
+        return masked_sequence_nll(logits, batch.label_inputs, batch.label_outputs)
+
+    def predict_batch(self, network, batch):
+        from mlbench.methods.neural.batching import multi_hot
+        from mlbench.methods.neural.decoders import beam_search
+
+        memory, state = network.encode(batch.tokens, batch.lengths)
+        result = beam_search(
+            network.decoder(memory),
+            state,
+            batch_size=len(batch.index),
+            vocab_size=network.n_tokens,
+            beam_size=int(self.params["beam_size"]),
+            max_steps=self.max_labels_ + 1,
+            device=batch.tokens.device,
+        )
+        return multi_hot(result.tokens, len(self.labels_))
