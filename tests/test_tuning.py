@@ -56,7 +56,7 @@ PLUGIN = textwrap.dedent(
 
         def predict(self, split):
             keep = (np.arange(len(split)) < round(self.params["quality"] * len(split))).astype(np.int8)
-            return as_binary_csr(sp.diags(keep) @ split.Y, len(split), split.n_labels)
+            return as_binary_csr(sp.csr_matrix(split.Y.multiply(keep[:, None])), len(split), split.n_labels)
     '''
 )
 
