@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
 from mlbench.api import Split
 from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
 
@@ -32,17 +30,18 @@ class CNNRNN(NeuralMethod):
     defaults: ClassVar[dict[str, Any]] = {
         **NEURAL_DEFAULTS,
         "max_len": 256,
-        "lr": 2e-3,
+        "lr": 3e-3,
+        "lr_decay": 0.5,
         "epochs": 30,
         "patience": 6,
         "embedding_dim": 128,
-        "windows": [2, 3, 4, 5],
+        "windows": [2, 3, 4],
         "filters": 128,  # feature maps per window size
         "hidden": 256,  # LSTM width
         "layers": 1,
         "label_embedding_dim": 64,
-        "dropout": 0.3,  # on the document vector and the LSTM outputs (and between LSTM layers)
-        "embedding_dropout": 0.2,
+        "dropout": 0.2,  # on the document vector and the LSTM outputs (and between LSTM layers)
+        "embedding_dropout": 0.0,
         "beam_size": 5,
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -59,6 +58,7 @@ class CNNRNN(NeuralMethod):
             "dropout": 0.5,
             "embedding_dropout": 0.5,
             "lr": 1e-3,
+            "lr_decay": 1.0,
             "epochs": 40,
             "patience": 5,
         },
@@ -73,6 +73,7 @@ class CNNRNN(NeuralMethod):
         "epochs": 10,
         "batch_size": 16,
         "lr": 1e-2,
+        "lr_decay": 1.0,
         "dropout": 0.1,
         "embedding_dropout": 0.0,
         "vocab_size": 2000,
@@ -83,6 +84,7 @@ class CNNRNN(NeuralMethod):
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {
             "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+            "lr_decay": trial.suggest_categorical("lr_decay", [0.5, 1.0]),
             "embedding_dim": trial.suggest_categorical("embedding_dim", [64, 128, 256]),
             "filters": trial.suggest_categorical("filters", [64, 128, 256]),
             "hidden": trial.suggest_categorical("hidden", [128, 256, 512]),
@@ -103,17 +105,9 @@ class CNNRNN(NeuralMethod):
     # ------------------------------------------------------------- network hooks
 
     def prepare(self, train: Split) -> None:
-        from mlbench.methods.neural.batching import LABEL_EOS, N_LABEL_SPECIALS
-
         # decoding stops after the longest training label set (plus EOS): longer sets were never seen
         longest = max((len(set(s)) for s in train.label_seqs), default=0)
         self.max_labels_ = max(1, min(longest, train.n_labels))
-        # how often each token is a target (labels, and EOS once per document), to start the
-        # output layer at the unigram distribution instead of a uniform one
-        counts = np.zeros(train.n_labels + N_LABEL_SPECIALS)
-        counts[N_LABEL_SPECIALS:] = np.asarray(train.Y.sum(axis=0), dtype=np.float64).ravel()
-        counts[LABEL_EOS] = len(train)
-        self.token_prior_ = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
 
     def extra_state(self) -> dict[str, Any]:
         return {"max_labels": self.max_labels_}
@@ -127,10 +121,8 @@ class CNNRNN(NeuralMethod):
     def build_network(self, vocab_size: int, n_labels: int):
         from mlbench.methods.neural.networks import CNNRNNNetwork
 
-        import torch
-
         p = self.params
-        network = CNNRNNNetwork(
+        return CNNRNNNetwork(
             vocab_size=vocab_size,
             n_labels=n_labels,
             embedding_dim=int(p["embedding_dim"]),
@@ -142,11 +134,6 @@ class CNNRNN(NeuralMethod):
             dropout=float(p["dropout"]),
             embedding_dropout=float(p["embedding_dropout"]),
         )
-        prior = getattr(self, "token_prior_", None)
-        if prior is not None:  # a fresh fit (a loaded model gets its trained bias)
-            with torch.no_grad():
-                network.output.bias.copy_(torch.from_numpy(np.log(prior)))
-        return network
 
     def batch_loss(self, network, batch):
         from mlbench.methods.neural.decoders import masked_sequence_nll

@@ -38,6 +38,7 @@ class XMLCNN(NeuralMethod):
         **NEURAL_DEFAULTS,
         "max_len": 256,
         "lr": 3e-3,
+        "lr_decay": 0.5,
         "epochs": 30,
         "patience": 6,
         "embedding_dim": 128,
@@ -45,8 +46,10 @@ class XMLCNN(NeuralMethod):
         "filters": 128,  # feature maps per window size
         "chunks": 4,  # p: pieces per feature map in dynamic max pooling
         "hidden": 512,  # bottleneck width
-        "dropout": 0.5,  # before the bottleneck and before the output layer
-        "embedding_dropout": 0.2,
+        # before the bottleneck and before the output layer; 0.5 (the paper's) fitted Reuters
+        # so slowly that 30 epochs ended below the 13th of this setting (valid micro-F1 0.850 vs 0.864)
+        "dropout": 0.2,
+        "embedding_dropout": 0.0,
         "pooling": "document",  # or "padded": AdaptiveMaxPool1d over max_len-padded documents (reference code)
         "threshold": 0.5,
     }
@@ -64,6 +67,7 @@ class XMLCNN(NeuralMethod):
             "dropout": 0.5,
             "embedding_dropout": 0.5,
             "lr": 1e-3,
+            "lr_decay": 1.0,
             "epochs": 50,
             "patience": 5,
         },
@@ -75,9 +79,10 @@ class XMLCNN(NeuralMethod):
         "filters": 16,
         "chunks": 2,
         "hidden": 32,
-        "epochs": 8,
+        "epochs": 10,
         "batch_size": 16,
         "lr": 1e-2,
+        "lr_decay": 1.0,
         "dropout": 0.1,
         "embedding_dropout": 0.0,
         "vocab_size": 2000,
@@ -87,6 +92,7 @@ class XMLCNN(NeuralMethod):
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {
             "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+            "lr_decay": trial.suggest_categorical("lr_decay", [0.5, 1.0]),
             "embedding_dim": trial.suggest_categorical("embedding_dim", [64, 128, 256]),
             "filters": trial.suggest_categorical("filters", [64, 128, 256]),
             "chunks": trial.suggest_int("chunks", 1, 8),
@@ -119,12 +125,6 @@ class XMLCNN(NeuralMethod):
                 ctx.seed,
             )
 
-    def prepare(self, train: Split) -> None:
-        # label frequencies, to start each output at its training prior (smoothed): the network
-        # then does not spend its first epochs learning that most labels are rare
-        counts = np.asarray(train.Y.sum(axis=0), dtype=np.float64).ravel()
-        self.label_prior_ = (counts + 0.5) / (len(train) + 1.0)
-
     def min_batch_len(self) -> int:
         if self.params["pooling"] == "padded":
             return int(self.params["max_len"])  # the paper's fixed-length input
@@ -133,10 +133,8 @@ class XMLCNN(NeuralMethod):
     def build_network(self, vocab_size: int, n_labels: int):
         from mlbench.methods.neural.networks import XMLCNNNetwork
 
-        import torch
-
         p = self.params
-        network = XMLCNNNetwork(
+        return XMLCNNNetwork(
             vocab_size=vocab_size,
             n_labels=n_labels,
             embedding_dim=int(p["embedding_dim"]),
@@ -148,11 +146,6 @@ class XMLCNN(NeuralMethod):
             embedding_dropout=float(p["embedding_dropout"]),
             pooling=str(p["pooling"]),
         )
-        prior = getattr(self, "label_prior_", None)
-        if prior is not None:  # a fresh fit (a loaded model gets its trained bias)
-            with torch.no_grad():
-                network.output.bias.copy_(torch.from_numpy(np.log(prior) - np.log1p(-prior)))
-        return network
 
     def batch_loss(self, network, batch):
         import torch.nn.functional as F

@@ -340,7 +340,7 @@ class Scripted:
         return self.scores[self.epoch - 1]
 
 
-def run_scripted(model: Scripted, ctx: FitContext, epochs: int, patience: int | None, **kwargs):
+def run_scripted(model: Scripted, ctx: FitContext, epochs: int, patience: int | None, lr_decay: float = 1.0, **kwargs):
     texts = encode_texts([f"w{i} x" for i in range(40)], Vocabulary.build([["x"]], 10), None)
     return train_network(
         model.net,
@@ -350,7 +350,7 @@ def run_scripted(model: Scripted, ctx: FitContext, epochs: int, patience: int | 
         loss_fn=model.loss,
         validate=model.validate,
         ctx=ctx,
-        config=TrainConfig(epochs=epochs, lr=0.1, clip_norm=1.0, patience=patience),
+        config=TrainConfig(epochs=epochs, lr=0.1, clip_norm=1.0, patience=patience, lr_decay=lr_decay),
         device=torch.device("cpu"),
         **kwargs,
     )
@@ -372,6 +372,12 @@ def test_early_stopping_restores_the_best_epoch(tmp_path) -> None:
     assert [e for e, _ in ctx.history] == [1, 2, 3, 4]
     assert set(ctx.history[0][1]) >= {"valid_micro_f1", "train_loss"}
     assert (tmp_path / "scripted-best.pt").exists()
+
+
+def test_learning_rate_decays_after_epochs_without_improvement(tmp_path) -> None:
+    ctx = FitContext(checkpoint_dir=tmp_path, progress=False)
+    run_scripted(Scripted([0.5, 0.4, 0.6, 0.3, 0.2]), ctx, epochs=5, patience=None, lr_decay=0.5)
+    assert [m["lr"] for _, m in ctx.history] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
 
 
 def test_a_second_phase_continues_the_epochs_and_keeps_a_better_baseline(tmp_path) -> None:

@@ -43,6 +43,7 @@ NEURAL_DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.0,
     "clip_norm": 5.0,  # gradient-norm clipping; 0 or None disables it
     "patience": 5,  # epochs without a better validation micro-F1 before stopping; None: never
+    "lr_decay": 1.0,  # learning-rate factor after each epoch without a better validation micro-F1
     "amp": True,  # bf16 autocast on CUDA (ignored on the CPU)
 }
 
@@ -76,6 +77,8 @@ class NeuralMethod(Method):
             return f"max_len must be a positive integer or null, got {p['max_len']!r}"
         if not (isinstance(p["lr"], (int, float)) and p["lr"] > 0):
             return f"lr must be a positive number, got {p['lr']!r}"
+        if not (isinstance(p["lr_decay"], (int, float)) and 0 < p["lr_decay"] <= 1):
+            return f"lr_decay must be in (0, 1], got {p['lr_decay']!r}"
         if p["patience"] is not None and (not isinstance(p["patience"], int) or p["patience"] < 1):
             return f"patience must be a positive integer or null, got {p['patience']!r}"
         for key in ("dropout", "embedding_dropout"):
@@ -135,6 +138,7 @@ class NeuralMethod(Method):
             patience=int(p["patience"]) if p["patience"] is not None else None,
             weight_decay=float(p["weight_decay"]),
             amp=bool(p["amp"]),
+            lr_decay=float(p["lr_decay"]),
         )
 
     def build_vocabulary(self, train: Split) -> Vocabulary:

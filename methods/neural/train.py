@@ -1,7 +1,8 @@
 """The one training loop of every neural method.
 
-Adam with gradient-norm clipping; after each epoch the validation micro-F1 is
-measured and handed to ``ctx.report`` (progress, MLflow curves, Optuna pruning:
+Adam with gradient-norm clipping, the learning rate multiplied by ``lr_decay``
+after every epoch that brings no improvement; after each epoch the validation
+micro-F1 is measured and handed to ``ctx.report`` (progress, MLflow curves, Optuna pruning:
 ``optuna.TrialPruned`` raised by a hook propagates untouched); the best epoch's
 weights are saved to ``ctx.checkpoint_dir`` and restored at the end (loaded
 with ``weights_only=True``); training stops after ``patience`` epochs without
@@ -47,12 +48,16 @@ class TrainConfig:
     patience: int | None = 5
     weight_decay: float = 0.0
     amp: bool = True
+    #: learning-rate factor after each epoch that does not improve validation micro-F1 (1: constant)
+    lr_decay: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise MlbenchError(f"epochs must be at least 1, got {self.epochs}")
         if not self.lr > 0:
             raise MlbenchError(f"learning rate must be positive, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise MlbenchError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.patience is not None and self.patience < 1:
             raise MlbenchError(f"patience must be at least 1 (or None to disable early stopping), got {self.patience}")
 
@@ -148,12 +153,18 @@ def train_network(
                 name, epoch, train_loss, valid_f1, seconds, "".join(f", {k} {v:.4f}" for k, v in extra.items()),
             )
             # hooks may raise optuna.TrialPruned: let it through
-            ctx.report(epoch, {"valid_micro_f1": valid_f1, "train_loss": train_loss, "epoch_seconds": seconds, **extra})
+            lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            ctx.report(
+                epoch, {"valid_micro_f1": valid_f1, "train_loss": train_loss, "epoch_seconds": seconds, "lr": lr, **extra}
+            )
             if valid_f1 > best_f1:
                 best_f1, best_epoch, bad_epochs = valid_f1, epoch, 0
                 torch.save(network.state_dict(), checkpoint)
             else:
                 bad_epochs += 1
+                if config.lr_decay < 1:
+                    for group in optimizer.param_groups:
+                        group["lr"] *= config.lr_decay
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix(valid_f1=f"{valid_f1:.4f}", best=f"{best_f1:.4f}@{best_epoch}")
             if config.patience is not None and bad_epochs >= config.patience and epoch < last:
