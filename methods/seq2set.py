@@ -93,6 +93,7 @@ class Seq2Set(Seq2Seq):
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {},
+        # RL Adam 1e-5, clip 8; the authors' code samples in training mode, i.e. with dropout
         "paper": {**SGM_PAPER, "rl_epochs": 10, "rl_lr": 1e-5, "rl_clip_norm": 8.0, "rl_patience": None,
                   "rl_dropout": True},
     }
