@@ -6,7 +6,9 @@ to the initial hidden and cell states of an LSTM that generates the label
 sequence, one label per step, until EOS. Training is maximum likelihood with
 teacher forcing on the task's label sequences (``split.label_seqs``, in the
 task's label order: frequency order for the base task, per-document shuffled
-for ``-shuffled``); inference is batched beam search.
+for ``-shuffled``); inference is batched beam search. ``document_at_output``
+(on in the ``small`` preset, off in ``paper``) adds the document vector's own
+label scores to the LSTM's at every step, a shortcut that trains much faster.
 
 At every step, training and decoding alike, labels already in the sequence are
 masked out of the softmax (plus PAD and BOS), so an output never repeats a
@@ -43,6 +45,10 @@ class CNNRNN(NeuralMethod):
         "dropout": 0.2,  # on the document vector and the LSTM outputs (and between LSTM layers)
         "embedding_dropout": 0.0,
         "beam_size": 5,
+        # deviation from the paper: the document vector also scores the labels at every step
+        # (not only through the LSTM's initial state); without it CNN-RNN was at valid micro-F1
+        # 0.69 after 8 epochs on Reuters where XML-CNN was at 0.84
+        "document_at_output": True,
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {},
@@ -59,6 +65,7 @@ class CNNRNN(NeuralMethod):
             "embedding_dropout": 0.5,
             "lr": 1e-3,
             "lr_decay": 1.0,
+            "document_at_output": False,
             "epochs": 40,
             "patience": 5,
         },
@@ -93,6 +100,7 @@ class CNNRNN(NeuralMethod):
             "embedding_dropout": trial.suggest_float("embedding_dropout", 0.0, 0.5),
             "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
             "beam_size": trial.suggest_categorical("beam_size", [1, 3, 5, 10]),
+            "document_at_output": trial.suggest_categorical("document_at_output", [True, False]),
         }
 
     def check_params(self) -> str:
@@ -133,6 +141,7 @@ class CNNRNN(NeuralMethod):
             label_embedding_dim=int(p["label_embedding_dim"]),
             dropout=float(p["dropout"]),
             embedding_dropout=float(p["embedding_dropout"]),
+            document_at_output=bool(p["document_at_output"]),
         )
 
     def batch_loss(self, network, batch):

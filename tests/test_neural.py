@@ -298,9 +298,10 @@ def test_teacher_forcing_masks_what_was_already_read() -> None:
     assert mask[2].tolist() == [True, True, False, True, False, True]
 
 
-def test_cnn_rnn_teacher_forcing_equals_stepwise_decoding() -> None:
+@pytest.mark.parametrize("shortcut", [False, True])
+def test_cnn_rnn_teacher_forcing_equals_stepwise_decoding(shortcut: bool) -> None:
     torch.manual_seed(0)
-    net = CNNRNNNetwork(50, 6, 8, [2, 3], 4, 16, 2, 8, dropout=0.0, embedding_dropout=0.0).eval()
+    net = CNNRNNNetwork(50, 6, 8, [2, 3], 4, 16, 2, 8, dropout=0.0, embedding_dropout=0.0, document_at_output=shortcut).eval()
     tokens = torch.randint(2, 50, (4, 7))
     lengths = torch.tensor([7, 5, 3, 1])
     greedy = decode(net.step, net.initial_state(tokens, lengths), 4, net.n_tokens, max_steps=7)
@@ -440,7 +441,7 @@ def test_xml_cnn_prediction_does_not_depend_on_batch_padding() -> None:
 
 def test_cnn_rnn_beam_outputs_never_repeat_labels() -> None:
     torch.manual_seed(1)
-    net = CNNRNNNetwork(40, 5, 8, [2, 3], 4, 16, 1, 8, dropout=0.0, embedding_dropout=0.0).eval()
+    net = CNNRNNNetwork(40, 5, 8, [2, 3], 4, 16, 1, 8, dropout=0.0, embedding_dropout=0.0, document_at_output=True).eval()
     # bias the output towards one label so that a missing mask would repeat it
     with torch.no_grad():
         net.output.bias[N_LABEL_SPECIALS + 2] += 10.0

@@ -141,8 +141,12 @@ class CNNRNNNetwork(nn.Module):
     The CNN's max-over-time features (per document, over its valid positions)
     are mapped to the LSTM's initial hidden and cell states; the LSTM reads the
     previous label's embedding and scores the next label token (PAD, BOS, EOS,
-    then the labels). Decoder state is kept batch-first (``N x layers x H``) so
-    that beam search reorders it along dimension 0.
+    then the labels). With ``document_at_output``, the document vector also
+    scores the labels directly at every step (``logits = W h_t + D d``): a
+    shortcut the paper does not have, which makes training converge several
+    times faster. Decoder state is kept batch-first (``h``, ``c``: ``N x layers
+    x H``; the document's own logits: ``N x V``) so that beam search reorders
+    it along dimension 0.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class CNNRNNNetwork(nn.Module):
         label_embedding_dim: int,
         dropout: float,
         embedding_dropout: float,
+        document_at_output: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
@@ -171,19 +176,25 @@ class CNNRNNNetwork(nn.Module):
             dropout=dropout if self.layers > 1 else 0.0,
         )
         self.output = nn.Linear(self.hidden, self.n_tokens)
+        self.document_output = nn.Linear(doc_dim, self.n_tokens, bias=False) if document_at_output else None
 
-    def initial_state(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(h0, c0)``, each ``B x layers x H``, from the document."""
+    def initial_state(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(h0, c0, document logits)`` from the document; the last is ``N x 0`` without the shortcut."""
         doc = self.dropout(self.encoder.pool(self.encoder(tokens), lengths, chunks=1))
         h, c = self.init_state(doc).view(-1, 2, self.layers, self.hidden).unbind(1)
-        return torch.tanh(h), c
+        doc_logits = self.document_output(doc) if self.document_output is not None else doc.new_zeros(len(doc), 0)
+        return torch.tanh(h), c, doc_logits
 
     def _run(
-        self, label_tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        h, c = (s.transpose(0, 1).contiguous() for s in state)  # layers x N x H for the LSTM
+        self, label_tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        h, c, doc_logits = state
+        h, c = (s.transpose(0, 1).contiguous() for s in (h, c))  # layers x N x H for the LSTM
         out, (h, c) = self.lstm(self.label_embedding(label_tokens), (h, c))
-        return self.output(self.dropout(out)), (h.transpose(0, 1), c.transpose(0, 1))
+        logits = self.output(self.dropout(out))
+        if self.document_output is not None:
+            logits = logits + doc_logits[:, None, :]
+        return logits, (h.transpose(0, 1), c.transpose(0, 1), doc_logits)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, label_inputs: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: ``B x S`` previous-label tokens → ``B x S x V`` next-token logits."""
@@ -191,8 +202,8 @@ class CNNRNNNetwork(nn.Module):
         return logits
 
     def step(
-        self, prev: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        self, prev: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One decoding step for :mod:`.decoders`: ``N`` previous tokens → ``N x V`` logits."""
         logits, state = self._run(prev[:, None], state)
         return logits[:, 0], state
