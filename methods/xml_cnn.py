@@ -13,6 +13,9 @@ Deliberate deviations, each a hyperparameter:
 - Embeddings are learnt from random initialisation (no pretrained vectors);
   the ``small`` preset uses 128 dimensions, which trains faster and scored
   better on Reuters than 300 in the issue's prototype.
+- ``threshold="valid"`` (the ``small`` preset) replaces the fixed 0.5 by the
+  global threshold that maximises validation micro-F1, chosen once after
+  training; the paper thresholds at 0.5 (the ``paper`` preset keeps it).
 
 torch is imported inside ``fit``/``predict`` only, so listing methods stays cheap.
 """
@@ -51,11 +54,14 @@ class XMLCNN(NeuralMethod):
         "dropout": 0.2,
         "embedding_dropout": 0.0,
         "pooling": "document",  # or "padded": AdaptiveMaxPool1d over max_len-padded documents (reference code)
+        # a probability in (0, 1), or "valid": after training, the global threshold that maximises
+        # micro-F1 on the validation split (the epoch itself is still chosen at 0.5)
         "threshold": 0.5,
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        # minutes on Reuters on 2 CPU cores (see the issue's prototype)
-        "small": {},
+        # minutes on Reuters on 2 CPU cores; at 0.5 the model's recall lagged its precision by
+        # 0.13-0.15 on Reuters (test micro-P 0.90-0.93, micro-R 0.76-0.79), hence a tuned threshold
+        "small": {"threshold": "valid"},
         # Liu et al. 2017 / LibMultiLabel's RCV1 settings: 300-d embeddings, 500 tokens, p = 2
         "paper": {
             "embedding_dim": 300,
@@ -111,8 +117,9 @@ class XMLCNN(NeuralMethod):
             return "pooling='padded' pads every document to max_len, which must then be set"
         if not (isinstance(p["chunks"], int) and p["chunks"] >= 1):
             return f"chunks must be a positive integer, got {p['chunks']!r}"
-        if not 0 < p["threshold"] < 1:
-            return f"threshold must be in (0, 1), got {p['threshold']!r}"
+        t = p["threshold"]
+        if t != "valid" and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1):
+            return f"threshold must be a number in (0, 1) or 'valid', got {t!r}"
         return super().check_params()
 
     # ------------------------------------------------------------- network hooks
@@ -156,8 +163,36 @@ class XMLCNN(NeuralMethod):
     def score_batch(self, network, batch):
         return network(batch.tokens, batch.lengths).float().sigmoid()
 
+    @property
+    def threshold_(self) -> float:
+        """The decision threshold in use: the fixed one, or the one chosen on validation."""
+        t = self.params["threshold"]
+        return float(self._valid_threshold if t == "valid" else t)
+
+    _valid_threshold: float = 0.5  # until chosen; the epoch is selected at 0.5
+
+    def fit(self, train: Split, valid: Split, ctx: FitContext) -> "XMLCNN":
+        from mlbench.methods.neural.text import encode_texts
+        from mlbench.metrics import best_micro_f1_threshold
+
+        self._valid_threshold = 0.5
+        super().fit(train, valid, ctx)
+        if self.params["threshold"] == "valid":
+            scores = self._scores_encoded(encode_texts(valid.texts, self.vocab_, self.max_len))
+            threshold, f1 = best_micro_f1_threshold(valid.Y, scores)
+            self._valid_threshold = threshold
+            log.info("%s: threshold %.3f chosen on validation (micro-F1 %.4f; %.4f at 0.5)",
+                     self.name, threshold, f1, self.train_result_.best_valid_micro_f1)
+        return self
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"valid_threshold": self._valid_threshold}
+
+    def restore_extra_state(self, state: dict[str, Any]) -> None:
+        self._valid_threshold = float(state.get("valid_threshold", 0.5))
+
     def predict_batch(self, network, batch):
-        return self.score_batch(network, batch) >= float(self.params["threshold"])
+        return self.score_batch(network, batch) >= self.threshold_
 
     def predict_scores(self, split: Split) -> np.ndarray:
         from mlbench.methods.neural.text import encode_texts

@@ -48,6 +48,7 @@ __all__ = [
     "per_document_f1",
     "precision_at_k",
     "ndcg_at_k",
+    "best_micro_f1_threshold",
     "evaluate",
 ]
 
@@ -324,6 +325,38 @@ def ndcg_at_k(y_true: IndicatorLike, scores: np.ndarray, k: int) -> float:
 
 
 # ---------------------------------------------------------------------- all of it
+
+
+def best_micro_f1_threshold(y_true: IndicatorLike, scores: np.ndarray) -> tuple[float, float]:
+    """The one global threshold on ``scores`` that maximises micro-F1 on ``y_true``: ``(threshold, micro-F1)``.
+
+    Predicting ``scores >= t`` for every cell, micro-F1 only changes when ``t``
+    passes a score, so sorting the cells once and counting true positives along
+    the sorted order gives micro-F1 at every distinct cut in O(n L log(n L)).
+    The threshold returned lies halfway between the last score kept and the
+    next lower one (so it generalises better than a score itself); ties are
+    kept or dropped together. With no true positive anywhere it is 0.5 and F1 0.
+    """
+    y = _as_indicator(y_true, "y_true")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != y.shape:
+        raise ValueError(f"scores have shape {scores.shape}, y_true {y.shape}")
+    n_true = y.nnz
+    if n_true == 0 or scores.size == 0:
+        return 0.5, 0.0
+    flat = scores.ravel()
+    truth = np.zeros(flat.size, dtype=bool)
+    truth[np.ravel_multi_index(y.nonzero(), y.shape)] = True
+    order = np.argsort(-flat, kind="stable")
+    s, t = flat[order], truth[order]
+    tp = np.cumsum(t)
+    # a cut is only allowed after the last of a group of tied scores
+    last_of_tie = np.r_[s[1:] != s[:-1], True]
+    kept = np.arange(1, flat.size + 1)
+    f1 = np.where(last_of_tie, 2.0 * tp / (kept + n_true), -1.0)
+    best = int(np.argmax(f1))
+    threshold = (s[best] + s[best + 1]) / 2.0 if best + 1 < s.size else s[best]
+    return float(threshold), float(f1[best])
 
 
 def evaluate(

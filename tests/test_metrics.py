@@ -282,3 +282,29 @@ def test_other_bad_input_raises() -> None:
         M.precision_at_k(t, np.full((3, 3), np.nan), 1)
     with pytest.raises(ValueError, match="dense"):
         M.precision_at_k(t, sp.csr_matrix(np.ones((3, 3))), 1)
+
+
+def test_best_micro_f1_threshold_matches_a_brute_force_search() -> None:
+    from mlbench.metrics import best_micro_f1_threshold, micro_precision_recall_f1
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((60, 7)) < 0.25).astype(np.int8)
+    scores = np.clip(0.35 * y + rng.random((60, 7)) * 0.7, 0, 1).round(2)  # rounded: many ties
+    threshold, f1 = best_micro_f1_threshold(y, scores)
+    brute = max(micro_precision_recall_f1(y, (scores >= t).astype(np.int8))[2] for t in np.unique(scores))
+    assert f1 == pytest.approx(brute)
+    assert micro_precision_recall_f1(y, (scores >= threshold).astype(np.int8))[2] == pytest.approx(f1)
+
+
+def test_best_micro_f1_threshold_known_answers() -> None:
+    from mlbench.metrics import best_micro_f1_threshold
+
+    # positives score 0.9 and 0.6, negatives 0.7 and 0.2: keeping all of {0.9, 0.7, 0.6} gives
+    # 2 tp / (3 kept + 2 true) = 0.8, better than {0.9} alone (2/3); the cut lies between 0.6 and 0.2
+    y = np.array([[1, 0], [0, 1]])
+    scores = np.array([[0.9, 0.7], [0.2, 0.6]])
+    assert best_micro_f1_threshold(y, scores) == pytest.approx((0.4, 0.8))
+    # no true label anywhere: the default threshold and F1 0
+    assert best_micro_f1_threshold(np.zeros((2, 2)), scores) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        best_micro_f1_threshold(y, scores[:1])

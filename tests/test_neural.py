@@ -492,3 +492,29 @@ def test_method_modules_do_not_import_torch() -> None:
     code = "import sys, mlbench.methods.xml_cnn, mlbench.methods.cnn_rnn; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_xml_cnn_valid_threshold_is_chosen_on_validation_and_saved(synthetic_task, tmp_path) -> None:
+    from mlbench.methods.xml_cnn import XMLCNN
+    from mlbench.metrics import best_micro_f1_threshold, micro_precision_recall_f1
+
+    task = synthetic_task
+    model = XMLCNN(**{**XMLCNN.contract_params, "epochs": 3, "threshold": "valid"})
+    model.fit(task.train, task.valid, FitContext(seed=0, checkpoint_dir=tmp_path / "ckpt", progress=False))
+    valid_scores = model.predict_scores(task.valid)
+    expected, f1 = best_micro_f1_threshold(task.valid.Y, valid_scores)
+    assert model.threshold_ == pytest.approx(expected)
+    pred = model.predict(task.valid)
+    assert (pred != sp.csr_matrix(valid_scores >= expected)).nnz == 0
+    assert micro_precision_recall_f1(task.valid.Y, pred)[2] == pytest.approx(f1)
+    assert f1 >= micro_precision_recall_f1(task.valid.Y, sp.csr_matrix(valid_scores >= 0.5))[2]
+    model.save(tmp_path / "saved")
+    assert XMLCNN.load(tmp_path / "saved").threshold_ == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [0, 1.0, "best", True, None])
+def test_xml_cnn_rejects_bad_thresholds(bad) -> None:
+    from mlbench.methods.xml_cnn import XMLCNN
+
+    with pytest.raises(MlbenchError, match="threshold"):
+        XMLCNN(threshold=bad)
