@@ -13,6 +13,13 @@ Suites are named (``paper-reuters``) or read from a YAML file::
     tasks: [reuters, reuters-shuffled]
     seeds: [0, 1, 2]
     preset: small
+
+A parameter value ``"@<method>"`` hands one cell's fitted model to another:
+with ``seq2set: {init_from: "@seq2seq"}`` the seq2seq cell of each task and
+seed saves its model in the store (the run's ``model/`` artifact) and the
+seq2set cell of the same task and seed starts from it, instead of repeating the
+same maximum-likelihood training. The referencing run is tagged with the run it
+started from (``init_from_run``), and its fit time excludes the referenced one.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +58,32 @@ class Suite:
 
 def _paper_suite(dataset: str) -> Suite:
     tasks = [dataset, f"{dataset}-shuffled"] + [f"{dataset}-trim{k}" for k in TRIM_SERIES if k > 0]
-    return Suite(name=f"paper-{dataset}", methods={m: {} for m in PAPER_METHODS}, tasks=tasks, base_task=dataset)
+    methods: dict[str, dict[str, Any]] = {m: {} for m in PAPER_METHODS}
+    # Seq2Set's MLE pre-training is Seq2Seq's training (same network, settings and seed), so each
+    # seq2set cell starts its RL phase from the seq2seq cell of the same task and seed
+    methods["seq2set"] = {"init_from": "@seq2seq"}
+    return Suite(name=f"paper-{dataset}", methods=methods, tasks=tasks, base_task=dataset)
+
+
+#: A parameter value ``"@<method>"`` in a suite names the fitted model of that method's cell with the
+#: same task and seed (it must come earlier in the suite's method list and be able to save itself).
+MODEL_REFERENCE = "@"
+
+
+def model_references(suite: Suite) -> dict[str, dict[str, str]]:
+    """``{method: {param: referenced method}}`` for every ``"@method"`` value in the suite."""
+    refs: dict[str, dict[str, str]] = {}
+    order = list(suite.methods)
+    for method, params in suite.methods.items():
+        for key, value in params.items():
+            if isinstance(value, str) and value.startswith(MODEL_REFERENCE):
+                target = value[len(MODEL_REFERENCE):]
+                if target not in suite.methods:
+                    raise MlbenchError(f"suite {suite.name}: {method}.{key} = {value!r} names no method of the suite")
+                if order.index(target) >= order.index(method):
+                    raise MlbenchError(f"suite {suite.name}: {method}.{key} = {value!r}: {target} must be listed before {method}")
+                refs.setdefault(method, {})[key] = target
+    return refs
 
 
 NAMED_SUITES: dict[str, Callable[[], Suite]] = {
@@ -100,6 +133,27 @@ def config_hash(method: str, params: dict[str, Any], preset: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def find_cell_run(tracker: Any, task_name: str, fingerprint: str, method: str, seed: int, h: str) -> Any | None:
+    """The newest FINISHED parent run of one cell (method, seed, config hash) of ``task_name``, or None."""
+    exp = tracker.client.get_experiment_by_name(task_name)
+    if exp is None:
+        return None
+    runs = tracker.client.search_runs(
+        [exp.experiment_id],
+        filter_string=(
+            f"attributes.status = 'FINISHED' and tags.`mlbench.fingerprint` = '{fingerprint}' "
+            f"and tags.`mlbench.method` = '{method}' and tags.`mlbench.seed` = '{seed}' "
+            f"and tags.`mlbench.config_hash` = '{h}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    )
+    for r in runs:
+        if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("mlbench.role", "parent") == "parent":
+            return r
+    return None
+
+
 def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> set[tuple[str, int, str]]:
     """(method, seed, config hash) of FINISHED parent runs of ``task_name`` with this fingerprint."""
     exp = tracker.client.get_experiment_by_name(task_name)
@@ -117,6 +171,17 @@ def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> set[tuple
             continue
         done.add((tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_hash"]))
     return done
+
+
+def _referenced_model(suite: Suite, tracker: Any, task: Any, target: str, seed: int, dst: Path) -> tuple[str, str]:
+    """(local folder, run id) of the saved model of ``target``'s cell for ``task`` and ``seed``."""
+    h = config_hash(target, suite.methods[target], suite.preset)
+    run = find_cell_run(tracker, task.name, task.fingerprint, target, seed, h)
+    if run is None or "mlbench.saved_model" not in run.data.tags:
+        what = "has not run" if run is None else f"ran without saving its model (run {run.info.run_id})"
+        raise MlbenchError(f"needs the {target} model of this task and seed, but that cell {what}")
+    dst.mkdir(parents=True, exist_ok=True)
+    return str(tracker.download_model(run.info.run_id, dst)), run.info.run_id
 
 
 @dataclass
@@ -143,6 +208,8 @@ def run_suite(
 
     outcomes: list[CellOutcome] = []
     cells = suite.cells()
+    refs = model_references(suite)
+    providers = {target for keys in refs.values() for target in keys.values()}
     tasks: dict[str, Any] = {}
     width = len(str(len(cells)))
     for i, (method_name, task_name, seed) in enumerate(cells, 1):
@@ -159,16 +226,22 @@ def run_suite(
                 echo(f"{prefix}: already in the store, skipped")
                 continue
             method_cls = get_method(method_name)
-            result = run_once(
-                method_cls,
-                task,
-                params,
-                seed=seed,
-                device=resolve_device(device, method_cls),
-                tracker=tracker,
-                preset=suite.preset,
-                progress=progress,
-            )
+            with tempfile.TemporaryDirectory(prefix="mlbench-init-") as tmp:
+                run_params, tags = dict(params), {}
+                for key, target in refs.get(method_name, {}).items():
+                    run_params[key], tags[f"{key}_run"] = _referenced_model(suite, tracker, task, target, seed, Path(tmp) / key)
+                result = run_once(
+                    method_cls,
+                    task,
+                    run_params,
+                    seed=seed,
+                    device=resolve_device(device, method_cls),
+                    tracker=tracker,
+                    preset=suite.preset,
+                    progress=progress,
+                    save_model=method_name in providers,
+                    extra_tags=tags,
+                )
             tracker.set_tags(result.run_id, {"config_hash": h, "suite": suite.name})
             secs = time.perf_counter() - t0
             outcomes.append(CellOutcome(method_name, task_name, seed, "done", secs))

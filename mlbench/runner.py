@@ -184,14 +184,21 @@ def run_once(
     preset: str | None = None,
     progress: bool = True,
     log_predictions: bool = True,
+    save_model: bool = False,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """One parent run: fit with ``params``, evaluate on valid and test, log everything."""
+    """One parent run: fit with ``params``, evaluate on valid and test, log everything.
+
+    ``save_model`` also logs the fitted model (``Method.save``) as the run's
+    ``model/`` artifact, for a later run to start from (see ``mlbench.bench``).
+    """
     method = method_cls(preset=preset, **params)
     run_id = None
     hooks = []
     if tracker is not None:
         exp = tracker.experiment_id(task.name)
-        run_id = tracker.start_run(exp, f"{method_cls.name}-seed{seed}", run_tags(method_cls, task, seed, device, preset))
+        tags = {**run_tags(method_cls, task, seed, device, preset), **(extra_tags or {})}
+        run_id = tracker.start_run(exp, f"{method_cls.name}-seed{seed}", tags)
         tracker.log_params(run_id, {**method.params, "preset": preset or "default", "seed": seed})
         tracker.log_json(run_id, "labels.json", {"labels": list(task.labels), "train_frequency": task.label_freq.tolist()})
 
@@ -215,6 +222,8 @@ def run_once(
         if log_predictions:
             pred, sc = outputs["test"]
             tracker.log_predictions(run_id, "test", task.test.ids, pred, sc)
+        if save_model:
+            tracker.log_model(run_id, method)
         tracker.end_run(run_id)
     return result
 

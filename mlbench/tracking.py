@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
+MODEL_ARTIFACT = "model"  # artifact folder of a run's saved model
 TAG_PREFIX = "mlbench."
 #: Attempts of one store call that meets a busy SQLite file (several worker processes writing at once).
 LOCK_RETRIES = 12
@@ -209,6 +210,22 @@ class Tracker:
                 arrays["scores"] = scores.astype(np.float32)
             np.savez_compressed(path, **arrays)
             self.client.log_artifact(run_id, str(path))
+
+    @retry_when_locked
+    def log_model(self, run_id: str, method: Any) -> None:
+        """The fitted method's own save format as the run's ``model/`` artifact, tagged ``saved_model``."""
+        from mlbench.api import MlbenchError
+
+        if not method.supports_save:
+            raise MlbenchError(f"{method.name}: this method cannot save a fitted model")
+        with tempfile.TemporaryDirectory() as tmp:
+            method.save(Path(tmp) / MODEL_ARTIFACT)
+            self.client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+        self.set_tags(run_id, {"saved_model": MODEL_ARTIFACT})
+
+    def download_model(self, run_id: str, dst: str | Path) -> Path:
+        """Copy a run's ``model/`` artifact into ``dst``; the folder ``Method.load`` reads."""
+        return Path(self.client.download_artifacts(run_id, MODEL_ARTIFACT, str(dst)))
 
     @retry_when_locked
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:

@@ -93,3 +93,43 @@ def test_load_suite(tmp_path):
     assert s.methods == {"br": {"C": 3}} and s.seeds == [4] and s.cells() == [("br", "synthetic", 4)]
     with pytest.raises(Exception, match="unknown suite"):
         load_suite("nope")
+
+
+def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
+    from mlbench.bench import find_cell_run, model_references
+    from mlbench.methods.seq2seq import Seq2Seq
+    from mlbench.methods.seq2set import Seq2Set
+    from mlbench.registry import get_task
+
+    mle = dict(Seq2Seq.contract_params)
+    rl = {**Seq2Set.contract_params, "init_from": "@seq2seq"}
+    suite = Suite(name="handoff", methods={"seq2seq": mle, "seq2set": rl}, tasks=["synthetic"], seeds=[0])
+    assert model_references(suite) == {"seq2set": {"init_from": "seq2seq"}}
+    outcomes = run_suite(suite, tracker, echo=lambda _: None)
+    assert [o.status for o in outcomes] == ["done", "done"], [o.detail for o in outcomes]
+    task = get_task("synthetic")
+    source = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, config_hash("seq2seq", mle, "small"))
+    target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, config_hash("seq2set", rl, "small"))
+    assert source.data.tags["mlbench.saved_model"] == "model"
+    assert target.data.tags["mlbench.init_from_run"] == source.info.run_id
+    # the saved model loads and predicts what the run scored
+    from mlbench.metrics import micro_precision_recall_f1
+
+    loaded = Seq2Seq.load(tracker.download_model(source.info.run_id, tracker.artifact_dir.parent / "dl"))
+    f1 = micro_precision_recall_f1(task.test.Y, loaded.predict(task.test))[2]
+    assert f1 == pytest.approx(source.data.metrics["test_micro_f1"])
+
+    # a reference to a method listed later, or to no method of the suite, is refused up front
+    with pytest.raises(Exception, match="must be listed before"):
+        model_references(Suite(name="x", methods={"seq2set": rl, "seq2seq": mle}, tasks=["synthetic"]))
+    with pytest.raises(Exception, match="names no method"):
+        model_references(Suite(name="x", methods={"seq2set": rl}, tasks=["synthetic"]))
+    # a referenced cell that ran without saving its model: the referencing cell fails and says why
+    lines = []
+    other = {**rl, "rl_epochs": 1}
+    no_save = Suite(name="y", methods={"seq2seq": {**mle, "epochs": 1}, "seq2set": other}, tasks=["synthetic"], seeds=[1])
+    run_suite(Suite(name="y", methods={"seq2seq": {**mle, "epochs": 1}}, tasks=["synthetic"], seeds=[1]), tracker,
+              echo=lines.append)
+    outcomes = run_suite(no_save, tracker, echo=lines.append)
+    assert [o.status for o in outcomes] == ["skipped", "failed"]
+    assert "without saving its model" in outcomes[1].detail
