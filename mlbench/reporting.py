@@ -463,7 +463,16 @@ def write_report(
             boot,
             "",
         ]
-    parts += ["## Provenance", "", provenance(records), "", "Task fingerprints:", "", fingerprints(records), ""]
+    parts += ["## Provenance", "", provenance(records), ""]
+    started = sorted({r.method for r in records if "mlbench.init_from_run" in r.tags})
+    if started:
+        parts += [
+            f"Runs of {', '.join(started)} started from another run's saved model (tag `mlbench.init_from_run`; "
+            "in the paper suites, seq2set's RL phase starts from the seq2seq run of the same task and seed): "
+            "their compute excludes that run's.",
+            "",
+        ]
+    parts += ["Task fingerprints:", "", fingerprints(records), ""]
     readme = out_dir / "README.md"
     readme.write_text("\n".join(parts))
     return readme

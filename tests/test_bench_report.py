@@ -118,6 +118,8 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     loaded = Seq2Seq.load(tracker.download_model(source.info.run_id, tracker.artifact_dir.parent / "dl"))
     f1 = micro_precision_recall_f1(task.test.Y, loaded.predict(task.test))[2]
     assert f1 == pytest.approx(source.data.metrics["test_micro_f1"])
+    readme = write_report(tracker, tracker.artifact_dir.parent / "report", "synthetic", n_resamples=50).read_text()
+    assert "Runs of seq2set started from another run's saved model" in readme
 
     # a reference to a method listed later, or to no method of the suite, is refused up front
     with pytest.raises(Exception, match="must be listed before"):
