@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -86,10 +87,35 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class EncodedTexts:
-    """Ragged token ids: document ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
+    """Ragged token ids: document ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
+
+    ``source`` is the folder the arrays are memory-mapped from, if any: such an
+    object pickles as its folder (a DataLoader worker started by ``spawn``
+    maps the same files instead of receiving a copy of the corpus).
+    """
 
     ids: np.ndarray  # int32, all documents concatenated
     offsets: np.ndarray  # int64, length n_docs + 1
+    source: str | None = field(default=None, compare=False)
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / "ids.npy", np.asarray(self.ids, dtype=np.int32))
+        np.save(folder / "offsets.npy", np.asarray(self.offsets, dtype=np.int64))
+
+    @classmethod
+    def open(cls, folder: Path | str) -> "EncodedTexts":
+        """Memory-map arrays written by :meth:`save` (read-only)."""
+        folder = Path(folder)
+        return cls(
+            ids=np.load(folder / "ids.npy", mmap_mode="r"),
+            offsets=np.load(folder / "offsets.npy", mmap_mode="r"),
+            source=str(folder),
+        )
+
+    def __reduce__(self):
+        if self.source is not None:
+            return (EncodedTexts.open, (self.source,))
+        return (EncodedTexts, (self.ids, self.offsets))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -97,6 +123,10 @@ class EncodedTexts:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def lengths_of(self, index: np.ndarray) -> np.ndarray:
+        """Lengths of the documents at ``index`` only (per batch: not a pass over the corpus)."""
+        return self.offsets[index + 1] - self.offsets[index]
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
