@@ -222,8 +222,7 @@ def _ascii_keys(texts: Sequence[str], long_key: Callable[[str], int]) -> tuple[n
     if len(long):
         keys[long] = [(1 << 63) | long_key(buf[s:e].decode("ascii")) for s, e in zip(starts[long].tolist(), ends[long].tolist())]
     doc_ends = np.cumsum([len(p) + 1 for p in parts])  # offset of the space after each document
-    doc_of = np.searchsorted(doc_ends, starts, side="right")
-    return keys, np.bincount(doc_of, minlength=len(texts)).astype(np.int64)
+    return keys, np.diff(np.searchsorted(starts, doc_ends), prepend=0).astype(np.int64)
 
 
 class _VocabularyLookup:
