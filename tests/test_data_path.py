@@ -95,6 +95,16 @@ def test_fits_with_and_without_the_cache_agree(task, tmp_path, monkeypatch) -> N
     assert not (tmp_path / "off").exists()
 
 
+def test_an_unusable_cache_folder_means_no_cache(task, tmp_path, caplog) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    texts = task.valid.texts
+    cache = TokenCache(blocker / "tokens")
+    vocab, encoded = cache.vocabulary_and_encoding(texts, texts_digest(texts), max_size=50, min_count=1, max_len=8)
+    assert not cache.enabled and "cannot use" in caplog.text
+    assert np.array_equal(encoded.ids, build_and_encode(texts, 50, 1, 8)[1].ids)
+
+
 def _entry(root, kind):
     (folder,) = [p for p in root.iterdir() if p.name.startswith(kind)]
     return folder

@@ -2,7 +2,8 @@
 
 A subclass builds its network and says how to compute a batch's loss and a
 batch's 0/1 prediction; this base class owns the text pipeline (vocabulary from
-training texts, truncation), length-bucketed batching, the training loop
+training texts, truncation, both through the token cache of :mod:`.token_cache`),
+length-bucketed batching (optionally in DataLoader workers), the training loop
 (:mod:`.train`), validation micro-F1 for model selection, prediction in
 length-sorted batches put back in document order, and persistence.
 

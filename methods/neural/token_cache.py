@@ -118,13 +118,25 @@ class TokenCache:
     def enabled(self) -> bool:
         return self.root is not None
 
+    def _usable(self) -> bool:
+        """Whether the cache is on and its folder can be made; if not, work without it (with a warning)."""
+        if self.root is None:
+            return False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("token cache: cannot use %s (%s); tokenizing without a cache", self.root, exc)
+            self.root = None
+            return False
+        return True
+
     # ------------------------------------------------------------------ public
 
     def vocabulary_and_encoding(
         self, texts: Iterable[str], digest: str, *, max_size: int, min_count: int, max_len: int | None
     ) -> tuple[Vocabulary, EncodedTexts]:
         """The training vocabulary and the training split encoded with it (one tokenization on a miss)."""
-        if self.root is None:
+        if not self._usable():
             return build_and_encode(texts, max_size, min_count, max_len)
         name = _key("vocab", texts=digest, max_size=max_size, min_count=min_count)
         vocab = self._cached(name, self._read_vocabulary)
@@ -141,7 +153,7 @@ class TokenCache:
 
     def encoding(self, texts: Iterable[str], digest: str, vocab: Vocabulary, max_len: int | None) -> EncodedTexts:
         """``encode_texts(texts, vocab, max_len)``, memory-mapped from the cache when it is there."""
-        if self.root is None:
+        if not self._usable():
             return encode_texts(texts, vocab, max_len)
         name = self._encoding_name(digest, vocab, max_len)
         check = lambda folder: self._read_encoding(folder, vocab)  # noqa: E731
@@ -234,7 +246,6 @@ class TokenCache:
         from filelock import FileLock
 
         assert self.root is not None
-        self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / f".{name}.lock"))
 
     def _publish(self, name: str, write: Callable[[Path], dict[str, Any]]) -> bool:
