@@ -425,6 +425,11 @@ def fmt_s(x: float) -> str:
     return f"{x:.2f} s" if x < 10 else f"{x:.0f} s"
 
 
+def fmt_ms(seconds: float) -> str:
+    ms = 1000 * seconds
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
 def tokenization_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     rows = [["N", "tokens/doc", "vocab+encode, no cache", "into empty cache", "from cache", "encode only",
              "batches (here)", "batches (2 workers)", "cache on disk", "peak RSS (texts held)"]]
@@ -482,8 +487,8 @@ def split_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             parts = r.get(f"{phase}_split")
             if parts:
                 total = sum(parts.values())
-                rows.append([r["method"] + (" RL" if phase == "rl" else ""), f"{1000 * total:.0f} ms"]
-                            + [f"{1000 * parts[k]:.0f} ms ({100 * parts[k] / total:.0f}%)"
+                rows.append([r["method"] + (" RL" if phase == "rl" else ""), fmt_ms(total)]
+                            + [f"{fmt_ms(parts[k])} ({100 * parts[k] / total:.0f}%)"
                                for k in ("batch", "forward", "backward", "update")])
     return rows
 
