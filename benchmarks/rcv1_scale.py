@@ -589,7 +589,10 @@ def scaling_section(tok: list[dict[str, Any]], train: list[dict[str, Any]]) -> l
         return []
     lines = ["## Scaling in N", "",
              "Time should grow linearly with N (tokenization, projected epochs) while the training process's "
-             "private memory stays flat: the corpus is read through the memory map, batch by batch.", ""]
+             "private (anonymous) memory stays flat: the corpus is read through the memory map, batch by batch. "
+             "Peak RSS adds the corpus pages mapped into the process: file-backed, shared with the page cache and "
+             "reclaimable, at most the size of the ids file (the kernel reads ahead around each document, so a "
+             "few random batches already map most of a small file).", ""]
     head = ["quantity"] + [f"N = {n:,}" for n in sizes]
     rows = [head]
     rows.append(["tokenize into the cache (s)"] + [f"{r['cache_cold_s']:.1f}" for r in tok])
@@ -604,8 +607,10 @@ def scaling_section(tok: list[dict[str, Any]], train: list[dict[str, Any]]) -> l
         rows.append([f"{m}: projected epoch"] + [fmt_s(r["mle_epoch_s"]) if r else "-" for r in rs])
         if any(r and "rl_docs_s" in r for r in rs):
             rows.append([f"{m}: projected RL epoch"] + [fmt_s(r["rl_epoch_s"]) if r else "-" for r in rs])
-        rows.append([f"{m}: first batch (s)"] + [f"{r['first_batch_s']:.2f}" if r else "-" for r in rs])
+        rows.append([f"{m}: first batch (ms)"] + [f"{1000 * r['first_batch_s']:.0f}" if r else "-" for r in rs])
         rows.append([f"{m}: peak anon RSS (MiB)"] + [f"{r['peak_anon_mib']:.0f}" if r else "-" for r in rs])
+        rows.append([f"{m}: corpus resident / file (MiB)"]
+                    + [f"{r['rss_corpus_mib']:.0f} / {r['corpus_file_mib']:.0f}" if r else "-" for r in rs])
         rows.append([f"{m}: peak RSS (MiB)"] + [f"{r['peak_rss_mib']:.0f}" if r else "-" for r in rs])
     lines.append(table(rows, markdown=True))
     return lines
@@ -686,7 +691,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd = "python benchmarks/rcv1_scale.py " + " ".join(argv)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(markdown(args, tok_results, train_results, cmd.strip(), load_start, load_end, threads))
-        print(f"wrote {args.out}")
+        raw = args.out.with_suffix(".json")
+        raw.write_text(json.dumps({"command": cmd.strip(), "tokenization": tok_results, "training": train_results},
+                                  indent=1, default=str))
+        print(f"wrote {args.out} and {raw}")
     return 0
 
 
