@@ -161,10 +161,15 @@ def _pack(token: str) -> int | None:
     return None
 
 
-def _key_token(key: int, long_names: list[str]) -> str:
-    if key >= 1 << 63:
-        return long_names[key - (1 << 63)]
-    return key.to_bytes(8, "little").rstrip(b"\0").decode("ascii")
+def _key_names(keys: np.ndarray, long_names: list[str]) -> np.ndarray:
+    """The tokens of ``keys`` as a numpy string array (NUL padding of the 8-byte keys dropped)."""
+    long = keys >= LONG_KEY
+    width = max([8] + [len(t) for t in long_names])
+    names = np.empty(len(keys), dtype=f"<U{width}")
+    names[~long] = keys[~long].astype("<u8").view("S8").astype(f"<U{width}")  # little-endian: first byte first
+    if long.any():
+        names[long] = np.array(long_names, dtype=f"<U{width}")[(keys[long] - LONG_KEY).astype(np.int64)]
+    return names
 
 
 def _chunk_keys(texts: Sequence[str], long_key: Callable[[str], int]) -> tuple[np.ndarray, np.ndarray]:
@@ -324,12 +329,11 @@ def build_and_encode(
         kept, n = _cut(chunk_ids.astype(np.int32), n, max_len)
         ids.append(kept)
         doc_counts.append(n)
-    long_names = list(long_tokens)
-    names = [_key_token(k, long_names) for k in provisional]
-    total = counts.tolist()
-    ranked = sorted((i for i in range(len(names)) if total[i] >= min_count), key=lambda i: (-total[i], names[i]))
-    kept = ranked[: max_size - 2]
-    vocab = Vocabulary([PAD_TOKEN, UNK_TOKEN] + [names[i] for i in kept])
+    names = _key_names(np.fromiter(provisional, dtype=np.uint64, count=len(provisional)), list(long_tokens))
+    eligible = np.flatnonzero(counts >= min_count)
+    # most frequent first, ties by the token (code point order, as Python compares strings)
+    kept = eligible[np.lexsort((names[eligible], -counts[eligible]))][: max_size - 2]
+    vocab = Vocabulary([PAD_TOKEN, UNK_TOKEN] + names[kept].tolist())
     to_vocab = np.full(len(names), UNK, dtype=np.int32)
-    to_vocab[np.asarray(kept, dtype=np.int64)] = np.arange(2, len(kept) + 2, dtype=np.int32)
+    to_vocab[kept] = np.arange(2, len(kept) + 2, dtype=np.int32)
     return vocab, _assemble([to_vocab[i] for i in ids], doc_counts)
