@@ -157,7 +157,9 @@ def measure_tokenization(n: int, shape: dict[str, int], settings: dict[str, dict
     distinct = sorted({(s["vocab_size"], s["min_count"], s["max_len"]) for s in settings.values()}, key=str)
     vocab_size, min_count, max_len = distinct[0]
     build_and_encode(texts[:1000], vocab_size, min_count, max_len)  # warm-up: imports (pandas), first allocations
-    _, out["build_and_encode_s"] = timed(lambda: build_and_encode(texts, vocab_size, min_count, max_len))
+    runs = [timed(lambda: build_and_encode(texts, vocab_size, min_count, max_len))[1] for _ in range(3)]
+    out["build_and_encode_s"] = statistics.median(runs)
+    out["build_and_encode_runs_s"] = runs
 
     root = work / "tokens"
     shutil.rmtree(root, ignore_errors=True)
@@ -178,7 +180,7 @@ def measure_tokenization(n: int, shape: dict[str, int], settings: dict[str, dict
                                              max_len=max_len)
     )
     assert warm.stats.misses == 0, "the second read missed the cache"
-    _, out["encode_only_s"] = timed(lambda: encode_texts(texts, vocab, max_len))
+    out["encode_only_s"] = statistics.median(timed(lambda: encode_texts(texts, vocab, max_len))[1] for _ in range(3))
 
     # where the training processes find everything, without the texts
     folders = {p.name: p for p in root.iterdir() if not p.name.startswith(".")}
@@ -540,10 +542,10 @@ def markdown(args: argparse.Namespace, tok: list[dict[str, Any]], train: list[di
         "## Tokenization and batching",
         "",
         "Documents per second (and seconds) for the whole corpus. *vocab+encode, no cache*: the training path's "
-        "one tokenizing pass that builds the vocabulary and encodes (`build_and_encode`); *into empty cache*: the "
+        "one tokenizing pass that builds the vocabulary and encodes (`build_and_encode`), median of 3 runs; *into empty cache*: the "
         "same through the token cache (text digest, tokenization, writing, reopening memory-mapped); *from "
         "cache*: what a second run pays (digest, opening, checks); *encode only*: a split encoded with a known "
-        "vocabulary (validation, test, a second `max_len`). Batches: padded training batches with multi-hot "
+        "vocabulary (validation, test, a second `max_len`), median of 3. Batches: padded training batches with multi-hot "
         "targets built in this process, and by two DataLoader workers (the rate after the first batch; start: "
         "forking the workers and receiving their first batch). Timings follow an untimed warm-up call on 1,000 "
         "documents (imports). Peak RSS is this process's, which holds the N texts.",
