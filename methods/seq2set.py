@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlbench.api import FitContext, MlbenchError, Split
 from mlbench.methods.neural.method import CONFIG_FILE, MODEL_FILE
-from mlbench.methods.neural.text import Vocabulary, tokenize
+from mlbench.methods.neural.text import Vocabulary
 from mlbench.methods.seq2seq import SGM_ARCHITECTURE, SGM_CONTRACT, SGM_PAPER, Seq2Seq
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Seq2Set(Seq2Seq):
             raise MlbenchError(f"{self.name}: init_from {path} holds a {config.get('method')!r} model, not seq2seq/seq2set")
         return config
 
-    def build_vocabulary(self, train: Split) -> Vocabulary:
+    def build_vocabulary(self, train: Split) -> Vocabulary | None:
         config = self._init_config()
         if config is None:
             return super().build_vocabulary(train)

@@ -172,13 +172,12 @@ class XMLCNN(NeuralMethod):
     _valid_threshold: float = 0.5  # until chosen; the epoch is selected at 0.5
 
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "XMLCNN":
-        from mlbench.methods.neural.text import encode_texts
         from mlbench.metrics import best_micro_f1_threshold
 
         self._valid_threshold = 0.5
         super().fit(train, valid, ctx)
         if self.params["threshold"] == "valid":
-            scores = self._scores_encoded(encode_texts(valid.texts, self.vocab_, self.max_len))
+            scores = self._scores_encoded(self.encode(valid))
             threshold, f1 = best_micro_f1_threshold(valid.Y, scores)
             self._valid_threshold = threshold
             log.info("%s: threshold %.3f chosen on validation (micro-F1 %.4f; %.4f at 0.5)",
@@ -195,7 +194,5 @@ class XMLCNN(NeuralMethod):
         return self.score_batch(network, batch) >= self.threshold_
 
     def predict_scores(self, split: Split) -> np.ndarray:
-        from mlbench.methods.neural.text import encode_texts
-
         self._check_fitted(split)
-        return self._scores_encoded(encode_texts(split.texts, self.vocab_, self.max_len))
+        return self._scores_encoded(self.encode(split))

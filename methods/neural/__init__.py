@@ -1,7 +1,8 @@
 """Shared parts of the neural methods (XML-CNN, CNN-RNN, Seq2Seq, Seq2Set).
 
 - :mod:`.text`: tokenizer, capped vocabulary, ragged encoding with truncation;
-- :mod:`.batching`: length-bucketed batches, per-batch padding, label targets;
+- :mod:`.token_cache`: vocabularies and encoded splits cached on disk (memory-mapped), shared by trials and runs;
+- :mod:`.batching`: length-bucketed batches, per-batch padding, label targets, DataLoader workers;
 - :mod:`.train`: the one training loop (Adam, clipping, early stopping on
   validation micro-F1, checkpoints, AMP on CUDA, NaN detection);
 - :mod:`.decoders`: masked greedy/sampled decoding and batched beam search over
@@ -10,7 +11,7 @@
 - :mod:`.method`: :class:`~.method.NeuralMethod`, the fit/predict/save plumbing
   a neural method inherits.
 
-Only :mod:`.text` and :mod:`.method` can be imported without torch; the method
+Only :mod:`.text`, :mod:`.token_cache` and :mod:`.method` can be imported without torch; the method
 modules (``mlbench.methods.xml_cnn`` ...) import the rest inside ``fit`` and
 ``predict`` so that ``mlbench list`` stays cheap.
 """

@@ -14,11 +14,12 @@ task's label list) is token ``j + N_LABEL_SPECIALS`` after PAD, BOS and EOS.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.utils.data
 
 from mlbench.methods.neural.text import PAD, EncodedTexts
 
@@ -89,7 +90,7 @@ def pad_ragged(ragged: EncodedTexts, index: np.ndarray, min_len: int = 1, pad: i
     Returns the matrix and the row lengths. Vectorised: one gather, no per-row loop.
     """
     index = np.asarray(index, dtype=np.int64)
-    lengths = ragged.lengths[index]
+    lengths = ragged.lengths_of(index)
     width = max(int(lengths.max(initial=0)), int(min_len))
     cols = np.arange(width)
     valid = cols[None, :] < lengths[:, None]
@@ -135,6 +136,21 @@ class Batch:
             label_outputs=move(self.label_outputs),
         )
 
+    def pin_memory(self) -> "Batch":
+        """The same batch in page-locked memory (called by a DataLoader with ``pin_memory=True``)."""
+
+        def pin(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.pin_memory()
+
+        return replace(
+            self,
+            tokens=pin(self.tokens),
+            lengths=pin(self.lengths),
+            targets=pin(self.targets),
+            label_inputs=pin(self.label_inputs),
+            label_outputs=pin(self.label_outputs),
+        )
+
 
 def collate(
     texts: EncodedTexts,
@@ -162,6 +178,73 @@ def collate(
         label_inputs=label_inputs,
         label_outputs=label_outputs,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Collator:
+    """``collate`` over one split with fixed options: a picklable ``make_batch`` for DataLoader workers.
+
+    Holds the encoded split (memory-mapped when it comes from the token cache)
+    and the targets; a worker gets it by ``fork`` (shared pages) or, started by
+    ``spawn``, by pickling, which maps a cached corpus again rather than copying it.
+    """
+
+    texts: EncodedTexts
+    min_len: int = 1
+    Y: sp.csr_matrix | None = None
+    label_seqs: EncodedTexts | None = None
+
+    def __call__(self, index: np.ndarray) -> Batch:
+        return collate(self.texts, index, min_len=self.min_len, Y=self.Y, label_seqs=self.label_seqs)
+
+
+class _BatchDataset(torch.utils.data.Dataset):
+    """A map-style dataset whose keys are whole batches of document positions."""
+
+    def __init__(self, make_batch: Callable[[np.ndarray], Batch]) -> None:
+        self.make_batch = make_batch
+
+    def __getitem__(self, index: np.ndarray) -> Batch:
+        return self.make_batch(index)
+
+
+def _as_is(batch: Batch) -> Batch:
+    return batch
+
+
+def iterate_batches(
+    indices: Sequence[np.ndarray],
+    make_batch: Callable[[np.ndarray], Batch],
+    *,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    prefetch_factor: int = 4,
+) -> Iterator[Batch]:
+    """The batches at ``indices``, in order: built here (``num_workers=0``) or in DataLoader workers.
+
+    With workers the batch order is still exactly ``indices`` (the DataLoader
+    hands out keys in sampler order and returns results in that order), and
+    the batches are the same objects ``make_batch`` builds here; ``pin_memory``
+    puts them in page-locked memory for asynchronous copies to a GPU. Workers
+    live for one pass over ``indices``.
+    """
+    if num_workers <= 0:
+        for index in indices:
+            yield make_batch(index)
+        return
+    loader = torch.utils.data.DataLoader(
+        _BatchDataset(make_batch),
+        sampler=indices,
+        batch_size=None,  # each key is already a batch
+        collate_fn=_as_is,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch_factor,
+        # a loader draws its workers' base seed from this generator; the default (global) one would
+        # shift the dropout draws of training, which must not depend on num_workers
+        generator=torch.Generator(),
+    )
+    yield from loader
 
 
 def multi_hot(label_tokens: torch.Tensor, n_labels: int) -> torch.Tensor:

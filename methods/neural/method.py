@@ -2,7 +2,8 @@
 
 A subclass builds its network and says how to compute a batch's loss and a
 batch's 0/1 prediction; this base class owns the text pipeline (vocabulary from
-training texts, truncation), length-bucketed batching, the training loop
+training texts, truncation, both through the token cache of :mod:`.token_cache`),
+length-bucketed batching (optionally in DataLoader workers), the training loop
 (:mod:`.train`), validation micro-F1 for model selection, prediction in
 length-sorted batches put back in document order, and persistence.
 
@@ -22,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
-from mlbench.methods.neural.text import EncodedTexts, Vocabulary, encode_texts, tokenize
+from mlbench.methods.neural.text import EncodedTexts, Vocabulary
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,7 @@ NEURAL_DEFAULTS: dict[str, Any] = {
     "patience": 5,  # epochs without a better validation micro-F1 before stopping; None: never
     "lr_decay": 1.0,  # learning-rate factor after each epoch without a better validation micro-F1
     "amp": True,  # bf16 autocast on CUDA (ignored on the CPU)
+    "num_workers": 0,  # DataLoader worker processes building training batches (0: in the training process)
 }
 
 MODEL_FILE = "model.pt"
@@ -73,6 +75,8 @@ class NeuralMethod(Method):
                 return f"{key} must be a positive integer, got {p[key]!r}"
         if p["vocab_size"] < 2:
             return f"vocab_size must leave room for PAD and UNK (at least 2), got {p['vocab_size']}"
+        if not isinstance(p["num_workers"], int) or isinstance(p["num_workers"], bool) or p["num_workers"] < 0:
+            return f"num_workers must be a non-negative integer, got {p['num_workers']!r}"
         if p["max_len"] is not None and (not isinstance(p["max_len"], int) or p["max_len"] < 1):
             return f"max_len must be a positive integer or null, got {p['max_len']!r}"
         if not (isinstance(p["lr"], (int, float)) and p["lr"] > 0):
@@ -141,10 +145,30 @@ class NeuralMethod(Method):
             lr_decay=float(p["lr_decay"]),
         )
 
-    def build_vocabulary(self, train: Split) -> Vocabulary:
-        """The word vocabulary, from the training texts (a subclass may take a saved model's instead)."""
+    def build_vocabulary(self, train: Split) -> Vocabulary | None:
+        """A vocabulary fixed in advance (e.g. a saved model's), or None: the one built from the training texts."""
+        return None
+
+    def encode(self, split: Split) -> EncodedTexts:
+        """A split's texts encoded with ``self.vocab_``, through the token cache."""
+        from mlbench.methods.neural.token_cache import TokenCache, split_digest
+
+        return TokenCache.from_env().encoding(split.texts, split_digest(split), self.vocab_, self.max_len)
+
+    def _vocabulary_and_training_texts(self, train: Split) -> tuple[Vocabulary, EncodedTexts]:
+        """The vocabulary and the encoded training split: both from the token cache when a run of the same
+        task and text settings made them before, else from one tokenizing pass (stored for the next run)."""
+        from mlbench.methods.neural.token_cache import TokenCache, split_digest
+
+        cache = TokenCache.from_env()
+        fixed = self.build_vocabulary(train)
+        if fixed is not None:
+            return fixed, cache.encoding(train.texts, split_digest(train), fixed, self.max_len)
         p = self.params
-        return Vocabulary.build((tokenize(t) for t in train.texts), int(p["vocab_size"]), int(p["min_count"]))
+        return cache.vocabulary_and_encoding(
+            train.texts, split_digest(train), max_size=int(p["vocab_size"]), min_count=int(p["min_count"]),
+            max_len=self.max_len,
+        )
 
     def train_phases(self, runner: "PhaseRunner") -> Any:
         """Train ``self.network_``; the default is one phase of :meth:`batch_loss` under :meth:`training_config`.
@@ -159,7 +183,7 @@ class NeuralMethod(Method):
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "NeuralMethod":
         import torch
 
-        from mlbench.methods.neural.batching import LengthBucketSampler, collate, encode_label_sequences
+        from mlbench.methods.neural.batching import Collator, LengthBucketSampler, encode_label_sequences
         from mlbench.methods.neural.train import seed_torch
         from mlbench.metrics import micro_precision_recall_f1
 
@@ -173,11 +197,10 @@ class NeuralMethod(Method):
         seed_torch(ctx.seed)
         self.on_fit_start(ctx)
 
-        self.vocab_ = self.build_vocabulary(train)
+        self.vocab_, train_texts = self._vocabulary_and_training_texts(train)
         self.labels_ = tuple(train.labels)
         self.prepare(train)
-        train_texts = encode_texts(train.texts, self.vocab_, self.max_len)
-        valid_texts = encode_texts(valid.texts, self.vocab_, self.max_len)
+        valid_texts = self.encode(valid)
         log.info("%s: vocabulary of %d tokens, %d labels", self.name, len(self.vocab_), len(self.labels_))
 
         self.device_ = device
@@ -189,10 +212,7 @@ class NeuralMethod(Method):
             targets["label_seqs"] = encode_label_sequences(train.label_seqs)
         else:  # pragma: no cover - a subclass typo
             raise ValueError(f"unknown target kind {self.target_kind!r}")
-        min_len = self.min_batch_len()
-
-        def make_batch(index: np.ndarray) -> "Batch":
-            return collate(train_texts, index, min_len=min_len, **targets)
+        make_batch = Collator(train_texts, min_len=self.min_batch_len(), **targets)
 
         def validate() -> float:
             return micro_precision_recall_f1(valid.Y, self._predict_encoded(valid_texts))[2]
@@ -205,6 +225,7 @@ class NeuralMethod(Method):
             validate=validate,
             ctx=ctx,
             device=device,
+            num_workers=int(p["num_workers"]),
         )
         self.train_result_ = self.train_phases(runner)
         return self
@@ -258,7 +279,7 @@ class NeuralMethod(Method):
 
     def predict(self, split: Split) -> sp.csr_matrix:
         self._check_fitted(split)
-        return self._predict_encoded(encode_texts(split.texts, self.vocab_, self.max_len))
+        return self._predict_encoded(self.encode(split))
 
     def _scores_encoded(self, texts: EncodedTexts) -> np.ndarray:
         scores = np.zeros((len(texts), len(self.labels_)), dtype=np.float32)
@@ -330,9 +351,11 @@ class PhaseRunner:
         validate: Callable[[], float],
         ctx: FitContext,
         device: "torch.device",
+        num_workers: int = 0,
     ) -> None:
         self.network, self.name, self.sampler, self.make_batch = network, name, sampler, make_batch
         self._validate, self.ctx, self.device = validate, ctx, device
+        self.num_workers = num_workers
         self.epochs_run = 0
         self.best_valid_micro_f1: float | None = None
         self.best_epoch = 0
@@ -378,6 +401,7 @@ class PhaseRunner:
             epoch_offset=self.epochs_run,
             baseline=baseline,
             epoch_metrics=epoch_metrics,
+            num_workers=self.num_workers,
         )
         if baseline is not None and result.best_epoch == self.epochs_run:
             result.best_epoch = kept_epoch  # no epoch of this phase beat the incoming weights

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mlbench.api import FitContext, MlbenchError
-from mlbench.methods.neural.batching import Batch, LengthBucketSampler
+from mlbench.methods.neural.batching import Batch, LengthBucketSampler, iterate_batches
 from mlbench.progress import progress
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ def train_network(
     epoch_offset: int = 0,
     baseline: float | None = None,
     epoch_metrics: Callable[[], Mapping[str, float]] | None = None,
+    num_workers: int = 0,
 ) -> TrainResult:
     """Train ``network`` in place and leave it holding the best epoch's weights.
 
@@ -139,7 +140,9 @@ def train_network(
         epochs = progress(range(epoch_offset + 1, last + 1), desc=f"{name}: epochs", enabled=ctx.progress)
         for epoch in epochs:
             t0 = time.perf_counter()
-            train_loss = _train_epoch(network, optimizer, name, epoch, sampler, make_batch, loss_fn, ctx, config, device)
+            train_loss = _train_epoch(
+                network, optimizer, name, epoch, sampler, make_batch, loss_fn, ctx, config, device, num_workers
+            )
             extra = {k: float(v) for k, v in epoch_metrics().items()} if epoch_metrics is not None else {}
             network.eval()
             with torch.no_grad(), autocast(device, config.amp):
@@ -178,6 +181,27 @@ def train_network(
     return result
 
 
+def forward_loss(
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    loss_fn: Callable[[Batch], torch.Tensor],
+    config: TrainConfig,
+    device: torch.device,
+) -> torch.Tensor:
+    """First half of a training step: clear the gradients, the batch's loss (under autocast on CUDA)."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, config.amp):
+        return loss_fn(batch)
+
+
+def backward_step(network: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, config: TrainConfig) -> None:
+    """Second half: gradients, clipping, the optimizer's update."""
+    loss.backward()
+    if config.clip_norm:
+        torch.nn.utils.clip_grad_norm_(network.parameters(), config.clip_norm)
+    optimizer.step()
+
+
 def _train_epoch(
     network: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -189,6 +213,7 @@ def _train_epoch(
     ctx: FitContext,
     config: TrainConfig,
     device: torch.device,
+    num_workers: int = 0,
 ) -> float:
     """One pass over the training batches; returns the mean batch loss."""
     network.train()
@@ -209,19 +234,14 @@ def _train_epoch(
             raise _nonfinite_error(name, epoch, checked + i + 1, n_steps, float(values[i]))
         checked = upto
 
-    it: Iterator[np.ndarray] = iter(progress(batches, desc=f"{name}: epoch {epoch}", enabled=ctx.progress))
-    for index in it:
-        batch = make_batch(index).to(device)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, config.amp):
-            loss = loss_fn(batch)
+    stream = iterate_batches(batches, make_batch, num_workers=num_workers, pin_memory=device.type == "cuda")
+    it: Iterator[Batch] = iter(progress(stream, desc=f"{name}: epoch {epoch}", total=n_steps, enabled=ctx.progress))
+    for batch in it:
+        loss = forward_loss(optimizer, batch.to(device), loss_fn, config, device)
         losses.append(loss.detach())
         if len(losses) - checked >= interval:
             check(len(losses))  # before backward: a NaN loss must not reach the weights first on CPU
-        loss.backward()
-        if config.clip_norm:
-            torch.nn.utils.clip_grad_norm_(network.parameters(), config.clip_norm)
-        optimizer.step()
+        backward_step(network, optimizer, loss, config)
     if not losses:
         raise MlbenchError(f"{name}: no training batches (empty training split)")
     check(len(losses))

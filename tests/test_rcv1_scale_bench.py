@@ -1,0 +1,46 @@
+"""Smoke test of benchmarks/rcv1_scale.py's measurements on a tiny corpus (the real run takes minutes)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("rcv1_scale")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_measurements_and_report_on_a_tiny_corpus(bench, tmp_path) -> None:
+    from mlbench.registry import get_method
+
+    methods = ["xml-cnn", "seq2set"]  # a multi-hot method, and the sequence method with an RL phase
+    params = {m: dict(get_method(m).contract_params) for m in methods}
+    settings = bench.text_settings(methods, "small", params)
+    tok = bench.measure_tokenization(400, bench.TINY_SHAPE, settings, tmp_path)
+    assert tok["n"] == 400 and tok["build_and_encode_s"] > 0 and tok["cache_warm_s"] > 0
+    assert set(tok["corpora"]) == set(methods)
+    train = []
+    for m in methods:
+        corpus = {**tok["corpora"][m], "labels": tok["labels"], "n_labels": tok["n_labels"], "max_labels": tok["max_labels"]}
+        r = bench.measure_training(m, preset="small", params=params[m], corpus=corpus, device="cpu", train_batches=2,
+                                   warmup=1, infer_batches=1, workers=0, profile=True)
+        assert r["n_docs"] == 400 and r["mle_docs_s"] > 0 and r["infer_docs_s"] > 0 and r["mle_profile"]["top"]
+        assert r["peak_rss_mib"] > 0 and r["corpus_file_mib"] > 0
+        train.append(r)
+    assert "rl_docs_s" in train[1] and "rl_docs_s" not in train[0]
+    args = argparse.Namespace(preset="small", device="cpu", tiny=True, param=[], workers=0, train_batches=2,
+                              warmup=1, infer_batches=1)
+    report = bench.markdown(args, [tok, {**tok, "n": 800}], train, "python benchmarks/rcv1_scale.py --tiny",
+                            "1.00, 1.00, 1.00", "1.00, 1.00, 1.00", 1)
+    assert "No GPU was available" in report and "## Scaling in N" in report and "seq2set (RL step)" in report
