@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from metrics_speed import machine  # same folder: the machine description the other benchmarks print
+from tables import command_line, print_rows, write_text
 
 from mlbench.api import FitContext, Method, Task
 from mlbench.methods.br import BinaryRelevance
@@ -147,15 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(configs, task, args.repeats, args.seed)
     args.load_at_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
-    widths = [max(len(r["method"]) for r in rows)] + [max(len(t), 8) for _, t in COLUMNS]
-    print("  ".join(["method".ljust(widths[0])] + [t.rjust(w) for (_, t), w in zip(COLUMNS, widths[1:])]))
-    for r in rows:
-        print("  ".join([r["method"].ljust(widths[0])] + [fmt(k, r[k]).rjust(w) for (k, _), w in zip(COLUMNS, widths[1:])]))
+    print_rows(rows, COLUMNS, fmt, min_width=8)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = "python benchmarks/linear_methods.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        args.out.write_text(markdown(rows, task, args, cmd.strip()))
-        print(f"wrote {args.out}")
+        write_text(args.out, markdown(rows, task, args, command_line("linear_methods.py", argv)))
     return 0
 
 
