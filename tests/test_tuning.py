@@ -164,7 +164,9 @@ def wait_for_running_trial_after_a_finished_one(proc: subprocess.Popen, timeout:
 def test_study_resumes_after_its_process_is_stopped(workdir, sig):
     """Stop the command mid-study, run it again: N trials with an outcome, none lost, none repeated,
     the MLflow runs of finished trials untouched, the same parent run reused."""
-    n = 6
+    # enough trials that the signal lands mid-study even when a loaded machine delays the polling
+    # that decides when to send it (with 6, a busy 2-core machine once saw the study end first)
+    n = 12
     args = base_args(workdir, n, "sleep=0.4")
     proc = spawn_run(workdir, args)
     wait_for_running_trial_after_a_finished_one(proc)
