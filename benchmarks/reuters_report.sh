@@ -3,8 +3,9 @@
 # Run it from the repository root; the store is ./mlflow.db (+ ./mlartifacts). Cells already in the
 # store are skipped, so the script resumes where it stopped. One torch thread per process: on a small
 # machine, run several of these commands side by side rather than one with several threads.
-# CPU time on a 2-core machine: about 1.5 h for the linear methods and the trim series, most of it the
-# 12 seq2seq/seq2set runs on reuters and reuters-shuffled (7-14 min each).
+# Cost: several CPU hours, most of it the neural runs on reuters and reuters-shuffled. The wall times in
+# the committed report's provenance table add up to about 10 h, taken with 4 to 12 jobs sharing 2 cores;
+# one seq2seq fit alone takes about 7 minutes on one idle core.
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
