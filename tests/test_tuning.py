@@ -28,7 +28,10 @@ from optuna.trial import TrialState  # noqa: E402
 
 PLUGIN = textwrap.dedent(
     '''
+    import os
+    import signal
     import time
+    from pathlib import Path
 
     import numpy as np
     import scipy.sparse as sp
@@ -39,7 +42,7 @@ PLUGIN = textwrap.dedent(
     class FakeIterative(Method):
         name = "fake-iter"
         description = "test double: a per-epoch curve and predictions whose quality is a parameter"
-        defaults = {"quality": 0.5, "epochs": 4, "sleep": 0.0, "fail_below": -1.0}
+        defaults = {"quality": 0.5, "epochs": 4, "sleep": 0.0, "fail_below": -1.0, "self_signal": "", "signal_at_fit": 0}
 
         @classmethod
         def search_space(cls, trial):
@@ -49,8 +52,20 @@ PLUGIN = textwrap.dedent(
             q = self.params["quality"]
             if q < self.params["fail_below"]:
                 raise ValueError(f"quality {q:.3f} is below fail_below")
+            if self.params["self_signal"]:
+                # the process stops itself inside its n-th fit, once (a marker file keeps a rerun going)
+                count = Path("fits.count")
+                n = int(count.read_text()) + 1 if count.exists() else 1
+                count.write_text(str(n))
+                fire = n == self.params["signal_at_fit"] and not Path("signalled").exists()
+            else:
+                fire = False
             for epoch in range(1, int(self.params["epochs"]) + 1):
                 time.sleep(self.params["sleep"])
+                if fire:
+                    Path("signalled").write_text("")
+                    os.kill(os.getpid(), getattr(signal, "SIG" + self.params["self_signal"]))
+                    time.sleep(5)  # SIGINT raises KeyboardInterrupt here; SIGKILL ends the process
                 ctx.report(epoch, {"valid_micro_f1": q * (1 - 0.5 ** epoch)})
             return self
 
@@ -141,36 +156,16 @@ def spawn_run(workdir: Path, args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for_running_trial_after_a_finished_one(proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Block until the study holds >= 1 finished trial and a running one that has its MLflow run."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0]
-        if Path("optuna.db").exists():
-            try:
-                trials = load_study().trials
-            except Exception:  # not created yet, or busy: look again
-                trials = []
-            finished = [t for t in trials if has_outcome(t)]
-            running = [t for t in trials if t.state == TrialState.RUNNING and "mlbench.mlflow_run_id" in t.user_attrs]
-            if finished and running:
-                return
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the study never had a finished and a running trial")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_study_resumes_after_its_process_is_stopped(workdir, sig):
     """Stop the command mid-study, run it again: N trials with an outcome, none lost, none repeated,
     the MLflow runs of finished trials untouched, the same parent run reused."""
-    # enough trials that the signal lands mid-study even when a loaded machine delays the polling
-    # that decides when to send it (with 6, a busy 2-core machine once saw the study end first)
-    n = 12
-    args = base_args(workdir, n, "sleep=0.4")
+    n = 6
+    # the command stops itself (Ctrl-C or kill) inside its third trial: deterministic, unlike a signal
+    # sent from here, which could land between two trials, or after the last, on a busy machine
+    name = "INT" if sig == signal.SIGINT else "KILL"
+    args = base_args(workdir, n, "sleep=0.1", f"self_signal={name}", "signal_at_fit=3")
     proc = spawn_run(workdir, args)
-    wait_for_running_trial_after_a_finished_one(proc)
-    proc.send_signal(sig)
     out = proc.communicate(timeout=120)[0]
 
     study = load_study()
