@@ -153,7 +153,16 @@ def assert_one_run_per_trial(study, parent_run_id: str) -> dict[int, object]:
 def spawn_run(workdir: Path, args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
     return subprocess.Popen([sys.executable, "-m", "mlbench.cli", *args], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_terminal_like_signals)
+
+
+def _terminal_like_signals() -> None:
+    """Start the command as a shell would: SIGINT delivered and handled by default. A child inherits the
+    signal mask and ignored signals of this process, which earlier tests of a full run can leave blocked
+    (the suite then saw the command never receive its Ctrl-C)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
