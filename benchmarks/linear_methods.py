@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from metrics_speed import machine  # same folder: the machine description the other benchmarks print
-from tables import command_line, print_rows, write_text
+from tables import command_line, markdown_rows, print_rows, write_text
 
 from mlbench.api import FitContext, Method, Task
 from mlbench.methods.br import BinaryRelevance
@@ -109,10 +109,8 @@ def markdown(rows: list[dict[str, Any]], task: Any, args: argparse.Namespace, cm
         "transform included. Scores are on test except the two valid columns. Times swing with other jobs on the "
         "machine (see the load averages below): compare rows of one run, not runs.",
         "",
-        "| method | " + " | ".join(title for _, title in COLUMNS) + " |",
-        "|---|" + "|".join("---:" for _ in COLUMNS) + "|",
+        *markdown_rows(rows, COLUMNS, fmt),
     ]
-    lines += ["| " + " | ".join([r["method"]] + [fmt(k, r[k]) for k, _ in COLUMNS]) + " |" for r in rows]
     lines += ["", "Against BR (issue 4's target: lower test 0/1 loss, micro-F1 at least BR's - 0.01):", ""]
     for r in rows[1:]:
         ok = r["subset_01_loss"] < br["subset_01_loss"] and r["micro_f1"] >= br["micro_f1"] - 0.01

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from metrics_speed import machine  # same folder: the machine description the other benchmarks print
-from tables import command_line, print_rows, write_text
+from tables import command_line, markdown_rows, print_rows, write_text
 
 from mlbench.api import FitContext
 from mlbench.cli import parse_params
@@ -112,10 +112,8 @@ def markdown(rows: list[dict[str, Any]], task: Any, args: argparse.Namespace, cm
         "s/epoch includes the validation decode; fit s includes building the vocabulary. Scores are on test "
         "except valid micro-F1 (the chosen epoch's).",
         "",
-        "| method | " + " | ".join(title for _, title in COLUMNS) + " |",
-        "|---|" + "|".join("---:" for _ in COLUMNS) + "|",
+        *markdown_rows(rows, COLUMNS, fmt),
     ]
-    lines += ["| " + " | ".join([r["method"]] + [fmt(k, r[k]) for k, _ in COLUMNS]) + " |" for r in rows]
     lines += ["", "Targets (issue 5: at most 10 minutes of fitting, test micro-F1 at least the target):", ""]
     for r in rows:
         target = TARGETS.get(r["method"])

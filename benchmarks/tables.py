@@ -29,3 +29,11 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(f"wrote {path}")
+
+
+def markdown_rows(
+    rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], fmt: Callable[[str, Any], str]
+) -> list[str]:
+    """The same table as :func:`print_rows`, as Markdown lines (header, rule, one line per row)."""
+    lines = ["| method | " + " | ".join(title for _, title in columns) + " |", "|---|" + "|".join("---:" for _ in columns) + "|"]
+    return lines + ["| " + " | ".join([r["method"]] + [fmt(k, r[k]) for k, _ in columns]) + " |" for r in rows]
