@@ -31,9 +31,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from mlbench.api import MlbenchError
+from mlbench.tracking import flatten_params
 
 TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
 PAPER_METHODS = ("br", "pcc", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
@@ -154,23 +155,49 @@ def find_cell_run(tracker: Any, task_name: str, fingerprint: str, method: str, s
     return None
 
 
-def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> set[tuple[str, int, str]]:
-    """(method, seed, config hash) of FINISHED parent runs of ``task_name`` with this fingerprint."""
+def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> dict[tuple[str, int, str], dict[str, str]]:
+    """(method, seed, config hash) -> logged params of the newest FINISHED parent run of ``task_name``."""
     exp = tracker.client.get_experiment_by_name(task_name)
     if exp is None:
-        return set()
+        return {}
     runs = tracker.client.search_runs(
         [exp.experiment_id],
         filter_string=f"tags.`mlbench.fingerprint` = '{fingerprint}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
         max_results=50000,
     )
-    done = set()
+    done: dict[tuple[str, int, str], dict[str, str]] = {}
     for r in runs:
         tags = r.data.tags
         if "mlflow.parentRunId" in tags or "mlbench.config_hash" not in tags or tags.get("mlbench.role", "parent") != "parent":
             continue
-        done.add((tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_hash"]))
+        key = (tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_hash"])
+        done.setdefault(key, dict(r.data.params))  # newest first
     return done
+
+
+def changed_params(
+    resolved: dict[str, Any], logged: dict[str, str], defaults: dict[str, Any], ignore: Iterable[str] = ()
+) -> list[str]:
+    """Parameters whose resolved value differs from the one a stored run logged, as ``key: old -> new``.
+
+    The config hash covers what the suite sets; this catches a method's code
+    defaults or preset having changed since the run. A parameter the run did
+    not log (the method gained it later) counts as changed only when it is
+    set away from the method's default: new options keep the old behaviour at
+    their default.
+    """
+    skip = set(ignore)
+    now = flatten_params({k: v for k, v in resolved.items() if k not in skip})
+    base = flatten_params(defaults)
+    changed = []
+    for k, v in sorted(now.items()):
+        old = logged.get(k)
+        if old is None and base.get(k) == v:
+            continue
+        if old != v:
+            changed.append(f"{k}: {'(absent)' if old is None else old} -> {v}")
+    return changed
 
 
 def _referenced_model(suite: Suite, tracker: Any, task: Any, target: str, seed: int, dst: Path) -> tuple[str, str]:
@@ -189,7 +216,7 @@ class CellOutcome:
     method: str
     task: str
     seed: int
-    status: str  # "done", "skipped", "failed"
+    status: str  # "done", "skipped", "failed"; "pending" in a dry run
     seconds: float = 0.0
     detail: str = ""
 
@@ -201,8 +228,14 @@ def run_suite(
     data_dir: Path | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    dry_run: bool = False,
 ) -> list[CellOutcome]:
-    """Run every incomplete cell; failures are reported and the suite goes on."""
+    """Run every incomplete cell; failures are reported and the suite goes on.
+
+    A cell is complete when the store has a FINISHED run of it with the same
+    config hash whose logged parameters still equal what the method resolves
+    now. ``dry_run`` only reports which cells would run ("pending").
+    """
     from mlbench.registry import get_method, get_task
     from mlbench.runner import resolve_device, run_once
 
@@ -221,11 +254,22 @@ def run_suite(
             if task_name not in tasks:
                 tasks[task_name] = get_task(task_name, data_dir=data_dir)
             task = tasks[task_name]
-            if (method_name, seed, h) in completed_cells(tracker, task.name, task.fingerprint):
-                outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
-                echo(f"{prefix}: already in the store, skipped")
-                continue
             method_cls = get_method(method_name)
+            logged = completed_cells(tracker, task.name, task.fingerprint).get((method_name, seed, h))
+            if logged is not None:
+                resolved = method_cls(preset=suite.preset, **params).params
+                changed = changed_params(resolved, logged, method_cls.defaults, ignore=refs.get(method_name, {}))
+                if not changed:
+                    outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
+                    echo(f"{prefix}: already in the store, skipped")
+                    continue
+                echo(f"{prefix}: in the store, but the method's settings have changed since ({'; '.join(changed)}): "
+                     + ("would rerun" if dry_run else "rerun"))
+            elif dry_run:
+                echo(f"{prefix}: would run")
+            if dry_run:
+                outcomes.append(CellOutcome(method_name, task_name, seed, "pending"))
+                continue
             with tempfile.TemporaryDirectory(prefix="mlbench-init-") as tmp:
                 run_params, tags = dict(params), {}
                 for key, target in refs.get(method_name, {}).items():

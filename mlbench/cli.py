@@ -236,8 +236,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cells = suite.cells()
     print(f"suite {suite.name}: {len(suite.methods)} methods x {len(suite.tasks)} tasks x {len(suite.seeds)} seeds "
           f"= {len(cells)} cells (preset {suite.preset})", file=sys.stderr)
-    outcomes = run_suite(suite, _tracker(args), device=args.device, data_dir=args.data_dir, progress=not args.quiet)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    outcomes = run_suite(suite, _tracker(args), device=args.device, data_dir=args.data_dir, progress=not args.quiet,
+                         dry_run=args.dry_run)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "pending")}
+    if args.dry_run:
+        print(f"{counts['pending']} to run, {counts['skipped']} already complete, {counts['failed']} failed")
+        return 1 if counts["failed"] else 0
     print(f"{counts['done']} run, {counts['skipped']} already complete, {counts['failed']} failed")
     for o in outcomes:
         if o.status == "failed":
@@ -389,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--artifact-dir", default="mlartifacts")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the cells that would run (new, or stored with settings that have changed) and stop")
     tracking_opts(p)
     plugin_opt(p)
     p.set_defaults(func=cmd_bench)

@@ -50,6 +50,43 @@ def test_suite_resumes_and_survives_a_failing_cell(tracker):
     assert ("br", 0, config_hash("br", {"C": 1}, "small")) in done
 
 
+def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracker, monkeypatch):
+    from mlbench.bench import changed_params
+    from mlbench.methods.br import BinaryRelevance as BR
+
+    suite = Suite(name="tiny", methods={"br": {"C": 10}}, tasks=["synthetic"], seeds=[0])
+    assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None)] == ["done"]
+    lines = []
+    # a code default the suite does not set changes: same config hash, but the stored run is stale
+    monkeypatch.setitem(BR.defaults, "sublinear_tf", True)
+    dry = run_suite(suite, tracker, echo=lines.append, dry_run=True)
+    assert [o.status for o in dry] == ["pending"]
+    assert "sublinear_tf: False -> True" in lines[-1] and "would rerun" in lines[-1]
+    assert [o.status for o in run_suite(suite, tracker, echo=lines.append)] == ["done"]
+    assert "sublinear_tf: False -> True" in lines[-2] and lines[-2].endswith(": rerun")
+    # now the newest run matches, so the cell is complete again
+    assert [o.status for o in run_suite(suite, tracker, echo=lines.append)] == ["skipped"]
+    # a parameter the method gained after the run: only a value away from its default makes the run stale
+    logged = {"C": "10", "threshold": "0.5"}
+    assert changed_params({"C": 10, "threshold": 0.5, "new": 1}, logged, {"new": 1}) == []
+    assert changed_params({"C": 10, "threshold": 0.5, "new": 2}, logged, {"new": 1}) == ["new: (absent) -> 2"]
+    assert changed_params({"C": 10, "threshold": 0.4}, logged, {}) == ["threshold: 0.5 -> 0.4"]
+    assert changed_params({"C": 10, "threshold": 0.4, "path": "/tmp/x"}, logged, {}, ignore=["threshold", "path"]) == []
+
+
+def test_bench_dry_run_lists_the_cells_without_running_them(tracker, capsys):
+    from mlbench.cli import main
+
+    uri = tracker.tracking_uri
+    args = ["bench", "linear-reuters", "--methods", "br", "--tasks", "synthetic", "--seeds", "0", "1",
+            "--tracking-uri", uri, "-q"]
+    assert main([*args, "--dry-run"]) == 0
+    assert "2 to run, 0 already complete" in capsys.readouterr().out
+    assert main(args) == 0
+    assert main([*args, "--dry-run"]) == 0
+    assert "0 to run, 2 already complete" in capsys.readouterr().out
+
+
 def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     run_suite(_suite({"br": {"C": 10}, "pcc": {"C": 10, "beam_width": 3}}), tracker, echo=lambda _: None)
     records = collect_runs(tracker, ["synthetic", "synthetic-shuffled", "synthetic-trim2"])
