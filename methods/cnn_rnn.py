@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mlbench.api import Split
-from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
+from mlbench.methods.neural.method import NEURAL_DEFAULTS, LabelSequenceMethod
 
 
-class CNNRNN(NeuralMethod):
+class CNNRNN(LabelSequenceMethod):
     name = "cnn-rnn"
     description = "CNN-RNN: CNN document vector initialising an LSTM label-sequence generator (Chen et al. 2017)"
-    target_kind = "sequence"
     defaults: ClassVar[dict[str, Any]] = {
         **NEURAL_DEFAULTS,
         "max_len": 256,
@@ -112,17 +110,6 @@ class CNNRNN(NeuralMethod):
 
     # ------------------------------------------------------------- network hooks
 
-    def prepare(self, train: Split) -> None:
-        # decoding stops after the longest training label set (plus EOS): longer sets were never seen
-        longest = max((len(set(s)) for s in train.label_seqs), default=0)
-        self.max_labels_ = max(1, min(longest, train.n_labels))
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"max_labels": self.max_labels_}
-
-    def restore_extra_state(self, state: dict[str, Any]) -> None:
-        self.max_labels_ = int(state["max_labels"])
-
     def min_batch_len(self) -> int:
         return max(int(w) for w in self.params["windows"])
 
@@ -144,23 +131,5 @@ class CNNRNN(NeuralMethod):
             document_at_output=bool(p["document_at_output"]),
         )
 
-    def batch_loss(self, network, batch):
-        from mlbench.methods.neural.decoders import masked_sequence_nll
-
-        logits = network(batch.tokens, batch.lengths, batch.label_inputs)
-        return masked_sequence_nll(logits, batch.label_inputs, batch.label_outputs)
-
-    def predict_batch(self, network, batch):
-        from mlbench.methods.neural.batching import multi_hot
-        from mlbench.methods.neural.decoders import beam_search
-
-        result = beam_search(
-            network.step,
-            network.initial_state(batch.tokens, batch.lengths),
-            batch_size=len(batch.index),
-            vocab_size=network.n_tokens,
-            beam_size=int(self.params["beam_size"]),
-            max_steps=self.max_labels_ + 1,
-            device=batch.tokens.device,
-        )
-        return multi_hot(result.tokens, len(self.labels_))
+    def decoder_start(self, network, batch):
+        return network.step, network.initial_state(batch.tokens, batch.lengths)

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mlbench.api import Split
-from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
+from mlbench.methods.neural.method import NEURAL_DEFAULTS, LabelSequenceMethod
 
 #: Hyperparameters that fix the network's shape (and the text pipeline feeding it).
 SGM_ARCHITECTURE = (
@@ -102,10 +101,9 @@ SGM_CONTRACT: dict[str, Any] = {
 }
 
 
-class Seq2Seq(NeuralMethod):
+class Seq2Seq(LabelSequenceMethod):
     name = "seq2seq"
     description = "Seq2Seq (SGM): bi-LSTM encoder, attention LSTM label-sequence decoder, masked beam search (Yang et al. 2018)"
-    target_kind = "sequence"
     defaults: ClassVar[dict[str, Any]] = dict(SGM_DEFAULTS)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"small": {}, "paper": dict(SGM_PAPER)}
     contract_params: ClassVar[dict[str, Any]] = dict(SGM_CONTRACT)
@@ -139,17 +137,6 @@ class Seq2Seq(NeuralMethod):
 
     # ------------------------------------------------------------- network hooks
 
-    def prepare(self, train: Split) -> None:
-        # decoding stops after the longest training label set (plus EOS): longer sets were never seen
-        longest = max((len(set(s)) for s in train.label_seqs), default=0)
-        self.max_labels_ = max(1, min(longest, train.n_labels))
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"max_labels": self.max_labels_}
-
-    def restore_extra_state(self, state: dict[str, Any]) -> None:
-        self.max_labels_ = int(state["max_labels"])
-
     def build_network(self, vocab_size: int, n_labels: int):
         from mlbench.methods.neural.sgm import SGMNetwork
 
@@ -169,24 +156,6 @@ class Seq2Seq(NeuralMethod):
             global_embedding=bool(p["global_embedding"]),
         )
 
-    def batch_loss(self, network, batch):
-        from mlbench.methods.neural.decoders import masked_sequence_nll
-
-        logits = network(batch.tokens, batch.lengths, batch.label_inputs)
-        return masked_sequence_nll(logits, batch.label_inputs, batch.label_outputs)
-
-    def predict_batch(self, network, batch):
-        from mlbench.methods.neural.batching import multi_hot
-        from mlbench.methods.neural.decoders import beam_search
-
+    def decoder_start(self, network, batch):
         memory, state = network.encode(batch.tokens, batch.lengths)
-        result = beam_search(
-            network.decoder(memory),
-            state,
-            batch_size=len(batch.index),
-            vocab_size=network.n_tokens,
-            beam_size=int(self.params["beam_size"]),
-            max_steps=self.max_labels_ + 1,
-            device=batch.tokens.device,
-        )
-        return multi_hot(result.tokens, len(self.labels_))
+        return network.decoder(memory), state
