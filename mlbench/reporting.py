@@ -312,7 +312,12 @@ def run_predictions(tracker: Any, run_id: str) -> tuple[str, str, Any, str]:
 def bootstrap_table(
     tracker: Any, records: Sequence[RunRecord], task_obj: Any, references: Sequence[str], n_resamples: int = 1000
 ) -> str:
-    """Paired bootstrap of each method against each reference on the same seed's test predictions."""
+    """Paired bootstrap of each method against each reference over the seeds both ran.
+
+    With several seeds, each side's metric is its mean over those seeds (the
+    same document resample applied to every run), so the interval is that of
+    the difference of seed means.
+    """
     from mlbench.stats import paired_bootstrap
 
     runs = {(r.method, r.seed): r for r in records if r.task == task_obj.name and r.fingerprint == task_obj.fingerprint}
@@ -331,7 +336,7 @@ def bootstrap_table(
         return preds[key]
 
     lines = [
-        "| method | vs | seed | Δ micro-F1 [95% CI] | Δ 0/1 loss [95% CI] |",
+        "| method | vs | seeds | Δ micro-F1 [95% CI] | Δ 0/1 loss [95% CI] |",
         "|---|---|---|---|---|",
     ]
     methods = sorted({m for m, _ in runs}, key=_method_key)
@@ -339,18 +344,18 @@ def bootstrap_table(
         for m in methods:
             if m == ref:
                 continue
-            seeds = sorted(s for (mm, s) in runs if mm == m and (ref, s) in runs)
+            seeds = [
+                s for s in sorted(s for (mm, s) in runs if mm == m and (ref, s) in runs)
+                if pred((m, s)) is not None and pred((ref, s)) is not None
+            ]
             if not seeds:
                 continue
-            s = seeds[0]
-            pa, pb = pred((m, s)), pred((ref, s))
-            if pa is None or pb is None:
-                continue
-            res = paired_bootstrap(task_obj.test.Y, pa, pb, n_resamples=n_resamples, seed=s)
+            pa, pb = [pred((m, s)) for s in seeds], [pred((ref, s)) for s in seeds]
+            res = paired_bootstrap(task_obj.test.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
             f1, zo = res["micro_f1"], res["subset_01_loss"]
             star = lambda r: "*" if r.significant else ""  # noqa: E731
             lines.append(
-                f"| {m} | {ref} | {s} | {f1.diff:+.4f} [{f1.low:+.4f}, {f1.high:+.4f}]{star(f1)} | "
+                f"| {m} | {ref} | {', '.join(map(str, seeds))} | {f1.diff:+.4f} [{f1.low:+.4f}, {f1.high:+.4f}]{star(f1)} | "
                 f"{zo.diff:+.4f} [{zo.low:+.4f}, {zo.high:+.4f}]{star(zo)} |"
             )
     return "\n".join(lines) if len(lines) > 2 else ""
@@ -458,7 +463,9 @@ def write_report(
         parts += [
             f"## Paired bootstrap against {' and '.join(refs)} (`{base_task}` test, {n_resamples} resamples)",
             "",
-            "Δ = method − reference on the same documents, resampled together; * marks an interval that excludes 0.",
+            "Δ = method − reference on the same documents, resampled together; over several seeds, Δ is the "
+            "difference of the two methods' seed means, every run scored on the same resample. "
+            "* marks an interval that excludes 0.",
             "",
             boot,
             "",

@@ -15,6 +15,7 @@ replicates or documents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,34 +84,51 @@ def resample_weights(n_docs: int, n_resamples: int, rng: np.random.Generator) ->
 
 def paired_bootstrap(
     y_true: sp.spmatrix,
-    pred_a: sp.spmatrix,
-    pred_b: sp.spmatrix,
+    pred_a: sp.spmatrix | Sequence[sp.spmatrix],
+    pred_b: sp.spmatrix | Sequence[sp.spmatrix],
     metrics: tuple[str, ...] = METRICS,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, BootstrapResult]:
-    """Percentile intervals of metric(A) - metric(B) over paired resamples of documents."""
-    ca = document_counts(y_true, pred_a)
-    cb = document_counts(y_true, pred_b)
-    n = ca.shape[0]
+    """Percentile intervals of metric(A) - metric(B) over paired resamples of documents.
+
+    Either side may be several prediction matrices of the same documents
+    (one per training seed): its metric is then the mean over them, in the
+    full test set and in every replicate alike, so the interval covers the
+    difference of the seed means and reflects the documents' variance only.
+    """
+    side_a = [pred_a] if sp.issparse(pred_a) or isinstance(pred_a, np.ndarray) else list(pred_a)
+    side_b = [pred_b] if sp.issparse(pred_b) or isinstance(pred_b, np.ndarray) else list(pred_b)
+    if not side_a or not side_b:
+        raise ValueError("each side needs at least one prediction matrix")
+    counts = [document_counts(y_true, p) for p in side_a + side_b]
+    n = counts[0].shape[0]
     if n == 0:
         raise ValueError("cannot bootstrap an empty test set")
+    ka = len(side_a)
+
+    def side_means(m: str, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # sums: ... x 4 * (ka + kb), four statistics per prediction matrix
+        per = np.stack([_metric(m, sums[..., 4 * i : 4 * i + 4], n) for i in range(len(counts))], axis=-1)
+        return per[..., :ka].mean(axis=-1), per[..., ka:].mean(axis=-1)
+
     rng = np.random.default_rng(seed)
-    stacked = np.concatenate([ca, cb], axis=1)  # n x 8: one product serves both systems
+    stacked = np.concatenate(counts, axis=1)  # one product serves every matrix of both systems
     diffs = {m: np.empty(n_resamples) for m in metrics}
     done = 0
     while done < n_resamples:
         k = min(_CHUNK, n_resamples - done)
         sums = resample_weights(n, k, rng) @ stacked
         for m in metrics:
-            diffs[m][done : done + k] = _metric(m, sums[:, :4], n) - _metric(m, sums[:, 4:], n)
+            ra, rb = side_means(m, sums)
+            diffs[m][done : done + k] = ra - rb
         done += k
     alpha = (1.0 - confidence) / 2.0
+    total = stacked.sum(axis=0)
     out = {}
     for m in metrics:
-        a = float(_metric(m, ca.sum(axis=0), n))
-        b = float(_metric(m, cb.sum(axis=0), n))
+        a, b = (float(v) for v in side_means(m, total))
         d = diffs[m]
         low, high = np.quantile(d, [alpha, 1.0 - alpha])
         # two-sided bootstrap p-value: twice the smaller tail beyond zero

@@ -99,6 +99,7 @@ def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     text = readme.read_text()
     for heading in ("Table 1", "Table 2", "Figure 1", "Figure 2", "Paired bootstrap", "Provenance", "mlbench report ..."):
         assert heading in text, heading
+    assert "| pcc | br | 0, 1 |" in text  # the bootstrap pairs every seed both methods ran
     assert (tmp_path / "report" / "figure1_trim.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure2_hf_lf.png").stat().st_size > 1000
     # the same through the command line, and a paired comparison of two runs

@@ -79,3 +79,27 @@ def test_shape_mismatch():
     y, a, _ = _random_problem(3)
     with pytest.raises(ValueError, match="shape"):
         paired_bootstrap(y, a[:10], a)
+
+
+def test_several_seeds_per_side_bootstrap_the_difference_of_seed_means():
+    y, a1, b1 = _random_problem(4, n=150)
+    _, a2, b2 = _random_problem(5, n=150)
+    n_res, seed = 200, 3
+    single = paired_bootstrap(y, a1, b1, n_resamples=n_res, seed=seed)
+    assert paired_bootstrap(y, [a1], [b1], n_resamples=n_res, seed=seed) == single
+    res = paired_bootstrap(y, [a1, a2], [b1, b2], n_resamples=n_res, seed=seed)
+    f1 = lambda t, p: f1_score(t, p, average="micro")  # noqa: E731
+    assert res["micro_f1"].a == pytest.approx((f1(y, a1) + f1(y, a2)) / 2)
+    assert res["micro_f1"].diff == pytest.approx((f1(y, a1) + f1(y, a2) - f1(y, b1) - f1(y, b2)) / 2)
+    # every replicate resamples the documents once, for all four matrices together
+    weights = resample_weights(y.shape[0], n_res, np.random.default_rng(seed))
+    naive = []
+    for w in weights:
+        rows = np.repeat(np.arange(y.shape[0]), w.astype(int))
+        yt = y[rows]
+        naive.append((f1(yt, a1[rows]) + f1(yt, a2[rows]) - f1(yt, b1[rows]) - f1(yt, b2[rows])) / 2)
+    lo, hi = np.quantile(naive, [0.025, 0.975])
+    assert res["micro_f1"].low == pytest.approx(lo) and res["micro_f1"].high == pytest.approx(hi)
+    # a side may also average over a different number of matrices than the other
+    uneven = paired_bootstrap(y, [a1, a2], b1, n_resamples=50)
+    assert uneven["micro_f1"].b == pytest.approx(f1(y, b1))
