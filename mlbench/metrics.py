@@ -327,7 +327,18 @@ def ndcg_at_k(y_true: IndicatorLike, scores: np.ndarray, k: int) -> float:
 # ---------------------------------------------------------------------- all of it
 
 
-def best_micro_f1_threshold(y_true: IndicatorLike, scores: np.ndarray) -> tuple[float, float]:
+def top_labels_mask(scores: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of each row's ``k`` highest scores (ties: the lower column first)."""
+    scores = np.asarray(scores)
+    mask = np.zeros(scores.shape, dtype=bool)
+    k = min(int(k), scores.shape[1]) if scores.ndim == 2 else 0
+    if k > 0 and scores.shape[0]:
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.put_along_axis(mask, top, True, axis=1)
+    return mask
+
+
+def best_micro_f1_threshold(y_true: IndicatorLike, scores: np.ndarray, min_labels: int = 0) -> tuple[float, float]:
     """The one global threshold on ``scores`` that maximises micro-F1 on ``y_true``: ``(threshold, micro-F1)``.
 
     Predicting ``scores >= t`` for every cell, micro-F1 only changes when ``t``
@@ -336,6 +347,10 @@ def best_micro_f1_threshold(y_true: IndicatorLike, scores: np.ndarray) -> tuple[
     The threshold returned lies halfway between the last score kept and the
     next lower one (so it generalises better than a score itself); ties are
     kept or dropped together. With no true positive anywhere it is 0.5 and F1 0.
+
+    With ``min_labels = k``, every document also gets its ``k`` best-scored
+    labels whatever the threshold (:func:`top_labels_mask`): those cells are
+    always predicted, and the threshold is chosen over the others.
     """
     y = _as_indicator(y_true, "y_true")
     scores = np.asarray(scores, dtype=np.float64)
@@ -344,17 +359,23 @@ def best_micro_f1_threshold(y_true: IndicatorLike, scores: np.ndarray) -> tuple[
     n_true = y.nnz
     if n_true == 0 or scores.size == 0:
         return 0.5, 0.0
-    flat = scores.ravel()
-    truth = np.zeros(flat.size, dtype=bool)
+    truth = np.zeros(scores.size, dtype=bool)
     truth[np.ravel_multi_index(y.nonzero(), y.shape)] = True
+    forced = top_labels_mask(scores, min_labels).ravel()
+    tp0, kept0 = int(truth[forced].sum()), int(forced.sum())
+    flat, truth = scores.ravel()[~forced], truth[~forced]
+    if flat.size == 0:
+        return 0.5, 2.0 * tp0 / (kept0 + n_true)
     order = np.argsort(-flat, kind="stable")
     s, t = flat[order], truth[order]
-    tp = np.cumsum(t)
+    tp = tp0 + np.cumsum(t)
     # a cut is only allowed after the last of a group of tied scores
     last_of_tie = np.r_[s[1:] != s[:-1], True]
-    kept = np.arange(1, flat.size + 1)
+    kept = kept0 + np.arange(1, flat.size + 1)
     f1 = np.where(last_of_tie, 2.0 * tp / (kept + n_true), -1.0)
     best = int(np.argmax(f1))
+    if kept0 and 2.0 * tp0 / (kept0 + n_true) > f1[best]:  # the forced labels alone do best
+        return float(np.nextafter(s[0], np.inf)), 2.0 * tp0 / (kept0 + n_true)
     threshold = (s[best] + s[best + 1]) / 2.0 if best + 1 < s.size else s[best]
     return float(threshold), float(f1[best])
 

@@ -296,6 +296,30 @@ def test_best_micro_f1_threshold_matches_a_brute_force_search() -> None:
     assert micro_precision_recall_f1(y, (scores >= threshold).astype(np.int8))[2] == pytest.approx(f1)
 
 
+@pytest.mark.parametrize("min_labels", [1, 2])
+def test_best_micro_f1_threshold_with_labels_every_document_gets(min_labels) -> None:
+    from mlbench.metrics import best_micro_f1_threshold, micro_precision_recall_f1, top_labels_mask
+
+    rng = np.random.default_rng(4)
+    y = (rng.random((80, 6)) < 0.2).astype(np.int8)
+    scores = np.clip(0.3 * y + rng.random((80, 6)) * 0.7, 0, 1).round(2)
+    forced = top_labels_mask(scores, min_labels)
+    assert (forced.sum(axis=1) == min_labels).all()
+    assert (scores[forced].reshape(80, min_labels).min(axis=1) >= np.where(forced, -1, scores).max(axis=1)).all()
+
+    def f1_at(t):
+        return micro_precision_recall_f1(y, ((scores >= t) | forced).astype(np.int8))[2]
+
+    threshold, f1 = best_micro_f1_threshold(y, scores, min_labels=min_labels)
+    brute = max(f1_at(t) for t in [*np.unique(scores), 1.5])
+    assert f1 == pytest.approx(brute) and f1_at(threshold) == pytest.approx(f1)
+    # one label per document, the right one top-scored everywhere: the forced labels alone are perfect
+    y1 = np.eye(4, dtype=np.int8)[[0, 1, 2, 3, 0]]
+    s1 = 0.5 * y1 + 0.4
+    t1, f1_1 = best_micro_f1_threshold(y1, s1, min_labels=1)
+    assert f1_1 == 1.0 and t1 > 0.4 and not ((s1 >= t1) & (y1 == 0)).any()
+
+
 def test_best_micro_f1_threshold_known_answers() -> None:
     from mlbench.metrics import best_micro_f1_threshold
 

@@ -552,6 +552,35 @@ def test_xml_cnn_valid_threshold_is_chosen_on_validation_and_saved(synthetic_tas
     assert XMLCNN.load(tmp_path / "saved").threshold_ == pytest.approx(expected)
 
 
+def test_xml_cnn_min_labels_gives_every_document_its_best_labels(synthetic_task, tmp_path) -> None:
+    from mlbench.methods.xml_cnn import XMLCNN
+    from mlbench.metrics import best_micro_f1_threshold, micro_precision_recall_f1, top_labels_mask
+
+    task = synthetic_task
+    ctx = FitContext(seed=0, checkpoint_dir=tmp_path / "ckpt", progress=False)
+    # a threshold few scores reach: without min_labels most documents get nothing
+    strict = XMLCNN(**{**XMLCNN.contract_params, "epochs": 2, "threshold": 0.95}).fit(task.train, task.valid, ctx)
+    scores = strict.predict_scores(task.test)
+    bare = strict.predict(task.test)
+    assert (np.diff(bare.indptr) == 0).sum() > 0
+    strict.params["min_labels"] = 2
+    topped = strict.predict(task.test)
+    expected = (scores >= 0.95) | top_labels_mask(scores, 2)
+    assert (topped != sp.csr_matrix(expected)).nnz == 0 and (np.diff(topped.indptr) >= 2).all()
+    # the validation threshold is chosen with the same rule, and saved with the model
+    model = XMLCNN(**{**XMLCNN.contract_params, "epochs": 3, "threshold": "valid", "min_labels": 1})
+    model.fit(task.train, task.valid, FitContext(seed=0, checkpoint_dir=tmp_path / "ckpt2", progress=False))
+    valid_scores = model.predict_scores(task.valid)
+    t, f1 = best_micro_f1_threshold(task.valid.Y, valid_scores, min_labels=1)
+    assert model.threshold_ == pytest.approx(t)
+    assert micro_precision_recall_f1(task.valid.Y, model.predict(task.valid))[2] == pytest.approx(f1)
+    model.save(tmp_path / "saved")
+    loaded = XMLCNN.load(tmp_path / "saved")
+    assert loaded.params["min_labels"] == 1 and (loaded.predict(task.test) != model.predict(task.test)).nnz == 0
+    with pytest.raises(MlbenchError, match="min_labels"):
+        XMLCNN(min_labels=-1)
+
+
 @pytest.mark.parametrize("bad", [0, 1.0, "best", True, None])
 def test_xml_cnn_rejects_bad_thresholds(bad) -> None:
     from mlbench.methods.xml_cnn import XMLCNN
