@@ -112,6 +112,7 @@ class XMLCNN(NeuralMethod):
             "embedding_dropout": trial.suggest_float("embedding_dropout", 0.0, 0.5),
             "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
             "threshold": trial.suggest_float("threshold", 0.2, 0.6),
+            "min_labels": trial.suggest_categorical("min_labels", [0, 1]),
         }
 
     def check_params(self) -> str:
