@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from mlbench.api import MlbenchError
-from mlbench.tracking import flatten_params
+from mlbench.tracking import MAX_PARAM_CHARS, flatten_params
 
 TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
 PAPER_METHODS = ("br", "pcc", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
@@ -188,8 +188,12 @@ def changed_params(
     their default.
     """
     skip = set(ignore)
-    now = flatten_params({k: v for k, v in resolved.items() if k not in skip})
-    base = flatten_params(defaults)
+
+    def as_logged(params: dict[str, Any]) -> dict[str, str]:
+        return {k: v[:MAX_PARAM_CHARS] for k, v in flatten_params(params).items()}
+
+    now = as_logged({k: v for k, v in resolved.items() if k not in skip})
+    base = as_logged(defaults)
     changed = []
     for k, v in sorted(now.items()):
         old = logged.get(k)

@@ -93,6 +93,10 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: MLflow keeps at most this many characters of a parameter value; longer ones are cut.
+MAX_PARAM_CHARS = 6000
+
+
 def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
     """MLflow params are strings; ``None`` and sequences get a stable text form."""
     out = {}
@@ -166,7 +170,7 @@ class Tracker:
         from mlflow.entities import Param
 
         flat = flatten_params(params)
-        batch = [Param(k, v[:6000]) for k, v in flat.items()]
+        batch = [Param(k, v[:MAX_PARAM_CHARS]) for k, v in flat.items()]
         for i in range(0, len(batch), 100):
             self.client.log_batch(run_id, params=batch[i : i + 100])
 
