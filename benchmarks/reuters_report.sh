@@ -22,8 +22,8 @@ mlbench bench paper-reuters --methods xml-cnn --tasks reuters-shuffled --seeds 0
 
 # trim series, seed 0: CNN-RNN with the preset; the sequence models and XML-CNN trained longer on these
 # small tasks (see the suite file for why)
-mlbench bench paper-reuters --methods cnn-rnn --tasks reuters-trim10 reuters-trim30 --seeds 0 -q
+mlbench bench paper-reuters --methods cnn-rnn --tasks reuters-trim5 reuters-trim10 reuters-trim20 reuters-trim30 --seeds 0 -q
 mlbench bench benchmarks/suites/reuters-trim-neural.yaml --methods seq2seq seq2set -q
-mlbench bench benchmarks/suites/reuters-trim-neural.yaml --methods xml-cnn --tasks reuters-trim10 reuters-trim30 -q
+mlbench bench benchmarks/suites/reuters-trim-neural.yaml --methods xml-cnn -q
 
 mlbench report --task reuters --out reports/reuters --command-note "bash benchmarks/reuters_report.sh"
