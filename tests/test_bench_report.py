@@ -173,3 +173,22 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     outcomes = run_suite(no_save, tracker, echo=lines.append)
     assert [o.status for o in outcomes] == ["skipped", "failed"]
     assert "without saving its model" in outcomes[1].detail
+
+
+def test_table2_compares_each_method_on_the_seeds_it_ran_on_both_tasks():
+    from mlbench.reporting import RunRecord, paired_summaries, table2
+
+    def rec(method, task, seed, f1):
+        return RunRecord(f"{method}{task}{seed}", method, task, seed, "fp",
+                         {"micro_f1": f1, "subset_01_loss": 1 - f1, "hamming_loss": 0.01}, {}, "", 0)
+
+    records = [rec("a", "t", 0, 0.80), rec("a", "t", 1, 0.90), rec("a", "t", 2, 0.70), rec("a", "t-shuffled", 0, 0.80),
+               rec("b", "t", 0, 0.5), rec("b", "t-shuffled", 0, 0.4), rec("b", "t-shuffled", 1, 0.6),
+               rec("c", "t", 0, 0.5)]
+    base, shuffled = paired_summaries(records, "t", "t-shuffled")
+    assert base["a"]["micro_f1"] == (0.80, 0.0, 1)  # seed 0 only, not the mean of three seeds
+    assert base["b"]["micro_f1"] == (0.5, 0.0, 1) and shuffled["b"]["micro_f1"] == (0.4, 0.0, 1)
+    assert "c" not in base and "c" not in shuffled
+    row = next(line for line in table2(base, shuffled).splitlines() if line.startswith("| a |"))
+    assert "+0.0%" in row
+
