@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from mlbench.api import MlbenchError
-from mlbench.tracking import MAX_PARAM_CHARS, flatten_params
+from mlbench.tracking import MAX_PARAM_CHARS, TAG_PREFIX, flatten_params
 
 TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
 PAPER_METHODS = ("br", "pcc", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
@@ -155,8 +155,8 @@ def find_cell_run(tracker: Any, task_name: str, fingerprint: str, method: str, s
     return None
 
 
-def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> dict[tuple[str, int, str], dict[str, str]]:
-    """(method, seed, config hash) -> logged params of the newest FINISHED parent run of ``task_name``."""
+def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> dict[tuple[str, int, str], Any]:
+    """(method, seed, config hash) -> the newest FINISHED parent run (an MLflow ``Run``) of ``task_name``."""
     exp = tracker.client.get_experiment_by_name(task_name)
     if exp is None:
         return {}
@@ -166,13 +166,13 @@ def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> dict[tupl
         order_by=["attributes.start_time DESC"],
         max_results=50000,
     )
-    done: dict[tuple[str, int, str], dict[str, str]] = {}
+    done: dict[tuple[str, int, str], Any] = {}
     for r in runs:
         tags = r.data.tags
         if "mlflow.parentRunId" in tags or "mlbench.config_hash" not in tags or tags.get("mlbench.role", "parent") != "parent":
             continue
         key = (tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_hash"])
-        done.setdefault(key, dict(r.data.params))  # newest first
+        done.setdefault(key, r)  # newest first
     return done
 
 
@@ -201,6 +201,21 @@ def changed_params(
             continue
         if old != v:
             changed.append(f"{k}: {'(absent)' if old is None else old} -> {v}")
+    return changed
+
+
+def changed_sources(
+    suite: Suite, tracker: Any, task: Any, seed: int, references: dict[str, str], tags: dict[str, str]
+) -> list[str]:
+    """The model references of a stored run whose source cell has a newer run than the one it started from."""
+    changed = []
+    for key, target in references.items():
+        source = find_cell_run(
+            tracker, task.name, task.fingerprint, target, seed, config_hash(target, suite.methods[target], suite.preset)
+        )
+        used = tags.get(f"{TAG_PREFIX}{key}_run")
+        if source is not None and source.info.run_id != used:
+            changed.append(f"{key}: {target} run {used or '(none)'} -> {source.info.run_id}")
     return changed
 
 
@@ -259,10 +274,12 @@ def run_suite(
                 tasks[task_name] = get_task(task_name, data_dir=data_dir)
             task = tasks[task_name]
             method_cls = get_method(method_name)
-            logged = completed_cells(tracker, task.name, task.fingerprint).get((method_name, seed, h))
-            if logged is not None:
+            stored = completed_cells(tracker, task.name, task.fingerprint).get((method_name, seed, h))
+            if stored is not None:
                 resolved = method_cls(preset=suite.preset, **params).params
-                changed = changed_params(resolved, logged, method_cls.defaults, ignore=refs.get(method_name, {}))
+                changed = changed_params(resolved, stored.data.params, method_cls.defaults,
+                                         ignore=refs.get(method_name, {}))
+                changed += changed_sources(suite, tracker, task, seed, refs.get(method_name, {}), stored.data.tags)
                 if not changed:
                     outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
                     echo(f"{prefix}: already in the store, skipped")

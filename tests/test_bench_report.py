@@ -156,6 +156,17 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     loaded = Seq2Seq.load(tracker.download_model(source.info.run_id, tracker.artifact_dir.parent / "dl"))
     f1 = micro_precision_recall_f1(task.test.Y, loaded.predict(task.test))[2]
     assert f1 == pytest.approx(source.data.metrics["test_micro_f1"])
+    # a newer run of the source cell makes the cell that started from the old one stale
+    assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None, dry_run=True)] == ["skipped", "skipped"]
+    tracker.client.set_terminated(source.info.run_id, "FAILED")
+    lines = []
+    outcomes = run_suite(suite, tracker, echo=lines.append)
+    assert [o.status for o in outcomes] == ["done", "done"], lines
+    newer = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, config_hash("seq2seq", mle, "small"))
+    assert f"init_from: seq2seq run (none) -> {newer.info.run_id}" not in "".join(lines)
+    assert f"-> {newer.info.run_id}" in next(line for line in lines if "seq2set" in line and "rerun" in line)
+    target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, config_hash("seq2set", rl, "small"))
+    assert target.data.tags["mlbench.init_from_run"] == newer.info.run_id
     readme = write_report(tracker, tracker.artifact_dir.parent / "report", "synthetic", n_resamples=50).read_text()
     assert "Runs of seq2set started from another run's saved model" in readme
 
