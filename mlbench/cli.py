@@ -269,17 +269,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mlbench.stats import paired_bootstrap
 
     tracker = _tracker(args)
-    (task_a, fp_a, pred_a, name_a), (task_b, fp_b, pred_b, name_b) = (
-        run_predictions(tracker, run_id) for run_id in (args.run_a, args.run_b)
-    )
-    if (task_a, fp_a) != (task_b, fp_b):
-        raise UsageError(f"the runs are on different tasks or splits ({task_a} {fp_a} vs {task_b} {fp_b}): not comparable")
-    task = get_task(task_a, data_dir=args.data_dir)
-    if task.fingerprint != fp_a:
-        raise MlbenchError(f"task {task_a} now has fingerprint {task.fingerprint}, the runs used {fp_a}")
-    res = paired_bootstrap(task.test.Y, pred_a, pred_b, n_resamples=args.resamples, seed=args.seed)
-    print(f"A = {name_a} ({args.run_a})\nB = {name_b} ({args.run_b})\ntask {task_a}, {len(task.test)} test documents, "
-          f"{args.resamples} paired resamples")
+    sides = []
+    for arg in (args.run_a, args.run_b):
+        ids = [r for r in (x.strip() for x in arg.split(",")) if r]
+        if not ids:
+            raise UsageError(f"no run id in {arg!r}")
+        sides.append([(run_id, *run_predictions(tracker, run_id)) for run_id in ids])
+    splits = {(task, fp) for side in sides for _, task, fp, _, _ in side}
+    if len(splits) > 1:
+        listed = ", ".join(f"{t} {f}" for t, f in sorted(splits))
+        raise UsageError(f"the runs are on different tasks or splits ({listed}): not comparable")
+    ((task_name, fp),) = splits
+    task = get_task(task_name, data_dir=args.data_dir)
+    if task.fingerprint != fp:
+        raise MlbenchError(f"task {task_name} now has fingerprint {task.fingerprint}, the runs used {fp}")
+    preds = [[pred for *_, pred, _ in side] for side in sides]
+    res = paired_bootstrap(task.test.Y, preds[0], preds[1], n_resamples=args.resamples, seed=args.seed)
+    for label, side in zip("AB", sides):
+        names = sorted({name for *_, name in side})
+        runs = ", ".join(run_id for run_id, *_ in side)
+        mean = f", mean of {len(side)} runs" if len(side) > 1 else ""
+        print(f"{label} = {'/'.join(names)} ({runs}){mean}")
+    print(f"task {task_name}, {len(task.test)} test documents, {args.resamples} paired resamples")
     print(f"{'metric':<16}{'A':>9}{'B':>9}{'A - B':>10}   95% CI               p")
     for r in res.values():
         flag = "  significant" if r.significant else ""
@@ -411,8 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="paired bootstrap of two runs' test predictions")
-    p.add_argument("run_a")
-    p.add_argument("run_b")
+    p.add_argument("run_a", help="a run id, or several separated by commas (e.g. one per seed): their mean is compared")
+    p.add_argument("run_b", help="the same for the other side")
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=None)

@@ -114,6 +114,16 @@ def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     assert main(["compare", pcc0.run_id, br0.run_id, "--tracking-uri", uri, "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert "micro_f1" in out and "subset_01_loss" in out and "95% CI" in out
+    # several runs per side: the seed means are compared
+    pcc_runs = [r for r in records if r.method == "pcc" and r.task == "synthetic"]
+    br_runs = [r for r in records if r.method == "br" and r.task == "synthetic"]
+    assert main(["compare", ",".join(r.run_id for r in pcc_runs), ",".join(r.run_id for r in br_runs),
+                 "--tracking-uri", uri, "--resamples", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "mean of 2 runs" in out
+    f1_line = next(line for line in out.splitlines() if line.startswith("micro_f1"))
+    a_mean = sum(r.metrics["micro_f1"] for r in pcc_runs) / 2
+    assert float(f1_line.split()[1]) == pytest.approx(a_mean, abs=1e-4)
     shuffled_br = next(r for r in records if r.method == "br" and r.task == "synthetic-shuffled")
     assert main(["compare", shuffled_br.run_id, br0.run_id, "--tracking-uri", uri]) == 2  # different tasks
     # BR is unchanged by label shuffling: its Table 2 row shows no change in 0/1 loss
