@@ -253,7 +253,8 @@ def run_suite(
 
     A cell is complete when the store has a FINISHED run of it with the same
     config hash whose logged parameters still equal what the method resolves
-    now. ``dry_run`` only reports which cells would run ("pending").
+    now and which, if it started from another cell's model, started from that
+    cell's newest run. ``dry_run`` only reports which cells would run ("pending").
     """
     from mlbench.registry import get_method, get_task
     from mlbench.runner import resolve_device, run_once
@@ -284,7 +285,7 @@ def run_suite(
                     outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
                     echo(f"{prefix}: already in the store, skipped")
                     continue
-                echo(f"{prefix}: in the store, but the method's settings have changed since ({'; '.join(changed)}): "
+                echo(f"{prefix}: in the store, but out of date ({'; '.join(changed)}): "
                      + ("would rerun" if dry_run else "rerun"))
             elif dry_run:
                 echo(f"{prefix}: would run")
