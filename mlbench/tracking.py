@@ -141,7 +141,7 @@ class Tracker:
             return exp.experiment_id
         # A local store pins artifacts under ./mlartifacts/<experiment>; a tracking
         # server keeps its own artifact root.
-        location = (self.artifact_dir / name).as_uri() if self.local else None
+        location = (self.artifact_dir / name.lstrip("/")).as_uri()  # a task read from an absolute path stays inside if self.local else None
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:
