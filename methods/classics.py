@@ -63,9 +63,6 @@ class ClassicMethod(Method):
     def _estimator(self, seed: int, n_labels: int) -> Any:
         raise NotImplementedError
 
-    def _after_fit(self) -> None:
-        """Adjust the fitted estimator before it predicts (ML-kNN's neighbour counting)."""
-
     def _featurizer(self):
         return make_vectorizer(self.params)
 
@@ -79,7 +76,6 @@ class ClassicMethod(Method):
         X = self.vectorizer_.fit_transform(train.texts).tocsr()
         self.model_ = self._estimator(ctx.seed, train.n_labels)
         self.model_.fit(X, train.Y.astype(np.int64).tocsr())
-        self._after_fit()
         self.n_labels_ = train.n_labels
         _, _, f1 = micro_precision_recall_f1(valid.Y, self.predict(valid))
         ctx.report(0, {"valid_micro_f1": f1})

@@ -278,6 +278,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mlbench.reporting import write_report
 
+    if args.tasks:
+        return _report_across_tasks(args)
+    if not args.task:
+        raise UsageError("report needs --task T (one task family) or --tasks T1,T2,... (a comparison across tasks)")
     args.task = _canonical_task(args.task)
     out_dir = Path(args.out) if args.out else Path("reports") / args.task.lstrip("/")
     command = "mlbench report --task " + args.task + (f" --out {args.out}" if args.out else "")
@@ -287,6 +291,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples
     )
     print(f"wrote {readme} and its figures")
+    return 0
+
+
+def _report_across_tasks(args: argparse.Namespace) -> int:
+    from mlbench.crosstask import write_cross_task_report
+    from mlbench.reporting import collect_runs
+
+    if args.task:
+        raise UsageError("give --task or --tasks, not both")
+    tasks = [_canonical_task(t.strip()) for t in args.tasks.split(",") if t.strip()]
+    if len(tasks) < 2:
+        raise UsageError("--tasks needs at least two comma-separated tasks")
+    out_dir = Path(args.out) if args.out else Path("reports") / "across-tasks"
+    command = args.command_note or f"mlbench report --tasks {','.join(tasks)} --metric {args.metric}" + (
+        f" --out {args.out}" if args.out else "")
+    readme = write_cross_task_report(collect_runs(_tracker(args), tasks), tasks, out_dir, metric=args.metric,
+                                     command=command)
+    print(f"wrote {readme}, its CSV and LaTeX tables and cd_diagram.png")
     return 0
 
 
@@ -446,7 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write Markdown tables and PNG figures from the runs in the store")
-    p.add_argument("--task", required=True, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
+    p.add_argument("--task", default=None, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
+    p.add_argument("--tasks", default=None, metavar="T1,T2,...",
+                   help="compare methods across these tasks instead: metric per task, mean ranks, Friedman test, "
+                        "critical-difference diagram (default folder reports/across-tasks)")
+    p.add_argument("--metric", default="micro_f1", help="with --tasks: the test metric to rank on (default micro_f1)")
     p.add_argument("--out", default=None, help="output folder (default reports/<task>)")
     p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--command-note", default=None, help="the command line to print as 'regenerate with'")

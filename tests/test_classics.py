@@ -40,3 +40,17 @@ def test_mlknn_threshold_moves_predictions_monotonically():
     low = get_method("mlknn")(k=5, min_df=1, threshold=0.05).fit(train, train, FitContext(progress=False))
     assert low.predict(train).nnz >= m.predict(train).nnz
     assert (m.predict(train).toarray() == (scores >= 0.5)).all()
+
+
+def test_mlknn_does_not_take_empty_documents_as_everybody_s_neighbours():
+    # label-0 documents share one word with the query among many others (cosine < 0.5); empty documents
+    # carry label 3. By Euclidean distance the empty rows are nearer (1 < sqrt(2 - 2 cos)).
+    filler = [f"w{i}x w{i}y w{i}z w{i}u w{i}v w{i}q" for i in range(8)]
+    texts = [f"alpha {f}" for f in filler] + [""] * 8 + [f"beta {f}" for f in filler]
+    seqs = [(0,)] * 8 + [(3,)] * 8 + [(1,)] * 8
+    train = Split.build("tr", [f"d{i}" for i in range(24)], texts, seqs, _LABELS)
+    query = Split.build("q", ["q"], ["alpha"], [(0,)], _LABELS)
+    m = get_method("mlknn")(k=5, min_df=1, sublinear_tf=False).fit(train, train, FitContext(progress=False))
+    neighbours = m.model_.knn_.kneighbors(m._features(query), 5, return_distance=False)[0]
+    assert sorted(neighbours) == sorted(set(neighbours)) and all(i < 8 for i in neighbours)  # label-0 documents
+    assert m.predict_scores(query).shape == (1, 4)

@@ -100,3 +100,27 @@ def test_report_writes_tables_exports_and_a_diagram(tmp_path):
 
     pixels = mpimg.imread(png)
     assert pixels.shape[1] > 800 and (pixels[..., :3] < 0.5).mean() > 0.005  # some ink on the canvas
+
+
+def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
+    from mlbench.cli import main
+    from mlbench.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
+    scores = {"t1": (0.9, 0.8, 0.7), "t2": (0.85, 0.86, 0.6), "t3": (0.7, 0.6, 0.5)}
+    for task, row in scores.items():
+        exp = tracker.experiment_id(task)
+        for method, value in zip(("a", "b", "c"), row):
+            run = tracker.start_run(exp, f"{method}-{task}", {"method": method, "task": task, "seed": 0,
+                                                              "fingerprint": "fp"})
+            tracker.log_metrics(run, {"test_micro_f1": value})
+            tracker.end_run(run)
+    uri = tracker.tracking_uri
+    assert main(["report", "--tasks", "t1,t2,t3", "--out", "summary", "--tracking-uri", uri]) == 0
+    text = (tmp_path / "summary" / "README.md").read_text()
+    assert "| a | 1.33 | " not in text and "| a | 1.00 | 2.00 | 1.00 | 1.33 |" in text
+    assert (tmp_path / "summary" / "cd_diagram.png").exists()
+    assert main(["report", "--tasks", "t1", "--tracking-uri", uri]) == 2
+    assert main(["report", "--tracking-uri", uri]) == 2
+    assert "needs --task T" in capsys.readouterr().err
