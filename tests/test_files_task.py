@@ -225,3 +225,12 @@ def test_cli_data_info_and_run_on_a_folder(tmp_path, monkeypatch, capsys):
 def test_cli_task_option_is_validated(tmp_path, capsys):
     assert main(["data", "info", str(tmp_path), "--task-option", "colour=red"]) == 2
     assert "unknown task option colour" in capsys.readouterr().err
+
+
+def test_a_task_named_by_an_absolute_path_keeps_its_artifacts_in_the_artifact_folder(tmp_path):
+    from mlbench.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", artifact_dir=tmp_path / "art")
+    exp = tracker.client.get_experiment(tracker.experiment_id("/data/corpus-trim5"))
+    assert exp.name == "/data/corpus-trim5"
+    assert exp.artifact_location == (tmp_path / "art" / "data" / "corpus-trim5").as_uri()
