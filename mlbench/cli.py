@@ -48,6 +48,31 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def _apply_task_options(args: argparse.Namespace) -> None:
+    """``--task-option k=v``: column names etc. of tasks read from files, for every path task this command loads."""
+    items = getattr(args, "task_option", None)
+    if not items:
+        return
+    from mlbench.data.files import set_session_options
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--task-option expects key=value, got {item!r}")
+        options[key.strip()] = value
+    try:
+        set_session_options(options)
+    except MlbenchError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _canonical_task(name: str) -> str:
+    from mlbench.data.files import canonical_task_name
+
+    return canonical_task_name(name)
+
+
 def _load_plugins(args: argparse.Namespace) -> None:
     from mlbench.registry import load_plugin_file
 
@@ -231,6 +256,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         suite.methods = {m: suite.methods.get(m, {}) for m in args.methods}
     if args.tasks:
         suite.tasks = list(args.tasks)
+    suite.tasks = [_canonical_task(t) for t in suite.tasks]  # a path task is stored under one name
     if args.preset:
         suite.preset = args.preset
     cells = suite.cells()
@@ -252,7 +278,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mlbench.reporting import write_report
 
-    out_dir = Path(args.out) if args.out else Path("reports") / args.task
+    if args.tasks:
+        return _report_across_tasks(args)
+    if not args.task:
+        raise UsageError("report needs --task T (one task family) or --tasks T1,T2,... (a comparison across tasks)")
+    args.task = _canonical_task(args.task)
+    out_dir = Path(args.out) if args.out else Path("reports") / args.task.lstrip("/")
     command = "mlbench report --task " + args.task + (f" --out {args.out}" if args.out else "")
     if args.command_note:
         command = args.command_note
@@ -260,6 +291,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples
     )
     print(f"wrote {readme} and its figures")
+    return 0
+
+
+def _report_across_tasks(args: argparse.Namespace) -> int:
+    from mlbench.crosstask import write_cross_task_report
+    from mlbench.reporting import collect_runs
+
+    if args.task:
+        raise UsageError("give --task or --tasks, not both")
+    tasks = [_canonical_task(t.strip()) for t in args.tasks.split(",") if t.strip()]
+    if len(tasks) < 2:
+        raise UsageError("--tasks needs at least two comma-separated tasks")
+    out_dir = Path(args.out) if args.out else Path("reports") / "across-tasks"
+    command = args.command_note or f"mlbench report --tasks {','.join(tasks)} --metric {args.metric}" + (
+        f" --out {args.out}" if args.out else "")
+    readme = write_cross_task_report(collect_runs(_tracker(args), tasks), tasks, out_dir, metric=args.metric,
+                                     command=command)
+    print(f"wrote {readme}, its CSV and LaTeX tables and cd_diagram.png")
     return 0
 
 
@@ -342,13 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--plugin", action="append", metavar="FILE.py",
                        help="register the methods/tasks defined in a local Python file (repeatable)")
 
+    def task_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--task-option", action="append", metavar="KEY=VALUE",
+                       help="for a task read from files (--task PATH): text=, labels=, id=, split= column names, "
+                            "label_sep= (default whitespace) (repeatable)")
+
     p = sub.add_parser("list", help="list methods and tasks")
     plugin_opt(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="train a method on a task, evaluate on test, log to MLflow")
     p.add_argument("--method", "-m", required=True)
-    p.add_argument("--task", "-t", required=True, help="e.g. reuters, reuters-shuffled, rcv1-trim10, synthetic")
+    p.add_argument("--task", "-t", required=True, help="e.g. reuters, reuters-shuffled, rcv1-trim10, synthetic, or a path: ./folder, ./data.jsonl-trim10")
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter (repeatable)")
     p.add_argument("--preset", choices=["small", "paper"], default="small",
@@ -376,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     p.add_argument("--no-predictions", action="store_true", help="do not store test predictions as an artifact")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    task_opt(p)
     plugin_opt(p)
     p.set_defaults(func=cmd_run)
 
@@ -384,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--top", type=int, default=10, help="labels to show with info")
+    task_opt(p)
     plugin_opt(p)
     p.set_defaults(func=cmd_data)
 
@@ -407,17 +463,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="list the cells that would run (new, or stored with settings that have changed) and stop")
     tracking_opts(p)
+    task_opt(p)
     plugin_opt(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write Markdown tables and PNG figures from the runs in the store")
-    p.add_argument("--task", required=True, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
+    p.add_argument("--task", default=None, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
+    p.add_argument("--tasks", default=None, metavar="T1,T2,...",
+                   help="compare methods across these tasks instead: metric per task, mean ranks, Friedman test, "
+                        "critical-difference diagram (default folder reports/across-tasks)")
+    p.add_argument("--metric", default="micro_f1", help="with --tasks: the test metric to rank on (default micro_f1)")
     p.add_argument("--out", default=None, help="output folder (default reports/<task>)")
     p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--command-note", default=None, help="the command line to print as 'regenerate with'")
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--artifact-dir", default="mlartifacts")
     tracking_opts(p)
+    task_opt(p)
     plugin_opt(p)
     p.set_defaults(func=cmd_report)
 
@@ -449,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         _load_plugins(args)
+        _apply_task_options(args)
         return int(args.func(args) or 0)
     except (UnknownNameError, UsageError) as exc:
         print(f"mlbench: error: {exc}", file=sys.stderr)

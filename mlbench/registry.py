@@ -219,6 +219,12 @@ def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_k
     """Load a task by name: a dataset followed by variants, e.g. ``reuters-shuffled``."""
     from mlbench.tasks.variants import apply_variant, parse_variant
 
+    # A path (``./folder``, ``data.jsonl``, with -shuffled/-trim<k>) is a task read from the user's files.
+    from mlbench.data.files import load_path_task
+
+    file_task = load_path_task(name, **dataset_kwargs)
+    if file_task is not None:
+        return file_task
     found = _resolve(TASK_GROUP)
     ds_name, variants = split_task_name(name, list(found))
     for v in variants:  # validate every token before any expensive load

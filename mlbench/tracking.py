@@ -141,7 +141,8 @@ class Tracker:
             return exp.experiment_id
         # A local store pins artifacts under ./mlartifacts/<experiment>; a tracking
         # server keeps its own artifact root.
-        location = (self.artifact_dir / name).as_uri() if self.local else None
+        # (A task read from an absolute path is named by it: lstrip keeps its folder inside artifact_dir.)
+        location = (self.artifact_dir / name.lstrip("/")).as_uri() if self.local else None
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:

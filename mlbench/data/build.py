@@ -81,8 +81,12 @@ def iterative_stratification(
     documents goes to the part that still wants the most of that label, ties
     broken by the part that wants the most documents, then at random. Each label
     with two documents or more asks the small part for at least one of them.
-    (scikit-multilearn-ng's implementation was measured to leave labels with 20
-    training documents out of a 10% validation part on Reuters, hence our own.)
+    (scikit-multilearn-ng's ``IterativeStratification`` was measured against this
+    one on Reuters' 7,755 training documents, 10% carve: this one takes 0.26 s and
+    leaves no label with two documents or more out of the small part; the
+    library's takes 1.0 s with ``order=1`` and leaves 12 such labels out (one with
+    10 documents), 1.7 s with ``order=2`` and leaves 18 out (one with 19). Neither
+    the guarantee nor the speed is equal, hence our own.)
     """
     n = len(label_sets)
     fractions = np.array([fraction, 1.0 - fraction])

@@ -1,0 +1,126 @@
+"""Cross-task comparison: Demšar's (2006) worked example, the tables and exports, the CD diagram and the CLI hook."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlbench.crosstask import (
+    cliques, nemenyi_critical_difference, summarise_across_tasks, write_cross_task_report,
+)
+from mlbench.reporting import RunRecord
+
+# Demšar (2006), Table 6: AUC of C4.5 and three variants on 14 data sets. The paper ranks voting's two
+# 0.975 apart (more digits than printed), hence 0.97501.
+METHODS = ("c45", "c45+m", "c45+cf", "c45+m+cf")
+AUC = [
+    (0.763, 0.768, 0.771, 0.798), (0.599, 0.591, 0.590, 0.569), (0.954, 0.971, 0.968, 0.967),
+    (0.628, 0.661, 0.654, 0.657), (0.882, 0.888, 0.886, 0.898), (0.936, 0.931, 0.916, 0.931),
+    (0.661, 0.668, 0.609, 0.685), (0.583, 0.583, 0.563, 0.625), (0.775, 0.838, 0.866, 0.875),
+    (1.000, 1.000, 1.000, 1.000), (0.940, 0.962, 0.965, 0.962), (0.619, 0.666, 0.614, 0.669),
+    (0.972, 0.981, 0.97501, 0.975), (0.957, 0.978, 0.946, 0.970),
+]
+TASKS = [f"d{i}" for i in range(len(AUC))]
+
+
+def _records(rows=AUC, methods=METHODS, metric="micro_f1"):
+    out = []
+    for t, row in zip(TASKS, rows):
+        for m, v in zip(methods, row):
+            out.append(RunRecord(f"{m}-{t}", m, t, 0, "fp", {metric: v}, {}, "", 0))
+    return out
+
+
+def test_demsar_example_mean_ranks_friedman_and_cd():
+    s = summarise_across_tasks(_records(), TASKS)
+    ranks = dict(zip(s.methods, s.mean_ranks))
+    # Demšar's mean ranks: 3.143, 2.000, 2.893, 1.964
+    assert ranks["c45"] == pytest.approx(44 / 14) and ranks["c45+m"] == pytest.approx(2.0)
+    assert ranks["c45+cf"] == pytest.approx(40.5 / 14) and ranks["c45+m+cf"] == pytest.approx(27.5 / 14)
+    assert s.methods[0] == "c45+m+cf"
+    # Demšar's chi2_F = 9.28 has no tie correction; scipy divides it by 1 - sum(t^3 - t) / (N k (k^2 - 1)):
+    # one four-way tie (60) and three two-way ties (6 each) over 14 * 4 * 15 = 840 gives 1 - 78/840.
+    k, n = 4, 14
+    uncorrected = 12 * n / (k * (k + 1)) * (np.sum(s.mean_ranks**2) - k * (k + 1) ** 2 / 4)
+    assert uncorrected == pytest.approx(9.28, abs=0.005)
+    assert s.chi2 == pytest.approx(uncorrected / (1 - 78 / 840))
+    from scipy.stats import chi2
+
+    assert s.friedman_p == pytest.approx(chi2.sf(s.chi2, 3))
+    assert s.iman_davenport_f == pytest.approx(13 * s.chi2 / (14 * 3 - s.chi2))
+    # CD = 2.569 * sqrt(4 * 5 / (6 * 14)) = 1.25
+    assert s.critical_difference == pytest.approx(2.569 * math.sqrt(20 / 84), abs=1e-3)
+    assert s.critical_difference == pytest.approx(1.25, abs=0.01)
+
+
+def test_nemenyi_q_values_match_demsar_table():
+    # q_0.05 for k = 2..6: 1.960, 2.343, 2.569, 2.728, 2.850 (CD with N such that sqrt(k(k+1)/6N) = 1)
+    for k, q in ((2, 1.960), (3, 2.343), (4, 2.569), (5, 2.728), (6, 2.850)):
+        assert nemenyi_critical_difference(k, k * (k + 1) / 6) == pytest.approx(q, abs=1e-3)
+    assert nemenyi_critical_difference(4, 4 * 5 / 6, alpha=0.10) == pytest.approx(2.291, abs=1e-3)
+
+
+def test_cliques_join_methods_closer_than_cd():
+    assert cliques(np.array([1.0, 1.5, 2.4, 3.9]), 1.0) == [(0, 1), (1, 2)]
+    assert cliques(np.array([1.0, 3.0]), 1.0) == []
+
+
+def test_losses_rank_lower_first_and_incomplete_methods_are_left_out():
+    recs = _records(rows=[(0.1, 0.2, 0.3)] * 3, methods=("a", "b", "c"), metric="hamming_loss")[:9]
+    recs.append(RunRecord("x", "partial", "d0", 0, "fp", {"hamming_loss": 0.0}, {}, "", 0))
+    s = summarise_across_tasks(recs, TASKS[:3], metric="hamming_loss")
+    assert s.methods == ["a", "b", "c"] and s.mean_ranks.tolist() == [1.0, 2.0, 3.0]
+    assert s.left_out == {"partial": ["d1", "d2"]}
+
+
+def test_seeds_are_averaged_and_older_fingerprints_ignored():
+    recs = [
+        RunRecord("1", "a", "t", 0, "new", {"micro_f1": 0.8}, {}, "", 2),
+        RunRecord("2", "a", "t", 1, "new", {"micro_f1": 0.6}, {}, "", 3),
+        RunRecord("3", "a", "t", 0, "old", {"micro_f1": 0.1}, {}, "", 1),
+    ]
+    s = summarise_across_tasks(recs, ["t"])
+    assert s.scores.tolist() == [[pytest.approx(0.7)]] and s.seeds.tolist() == [[2]]
+
+
+def test_report_writes_tables_exports_and_a_diagram(tmp_path):
+    readme = write_cross_task_report(_records(), TASKS, tmp_path, command="mlbench report --tasks ...")
+    text = readme.read_text()
+    assert "| c45+m+cf | 1.0000 | 4.0000 |" not in text  # scores table holds scores, not ranks
+    assert "| c45+m+cf | 0.7980 |" in text and "Nemenyi CD (alpha=0.05) | 1.2536" in text
+    for name in ("scores", "ranks", "statistics"):
+        assert (tmp_path / f"{name}.csv").read_text().count("\n") >= 3
+        assert "\\begin{tabular}" in (tmp_path / f"{name}.tex").read_text()
+    assert "mean rank" in (tmp_path / "ranks.csv").read_text().splitlines()[0]
+    png = tmp_path / "cd_diagram.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(png)
+    assert pixels.shape[1] > 800 and (pixels[..., :3] < 0.5).mean() > 0.005  # some ink on the canvas
+
+
+def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
+    from mlbench.cli import main
+    from mlbench.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
+    scores = {"t1": (0.9, 0.8, 0.7), "t2": (0.85, 0.86, 0.6), "t3": (0.7, 0.6, 0.5)}
+    for task, row in scores.items():
+        exp = tracker.experiment_id(task)
+        for method, value in zip(("a", "b", "c"), row):
+            run = tracker.start_run(exp, f"{method}-{task}", {"method": method, "task": task, "seed": 0,
+                                                              "fingerprint": "fp"})
+            tracker.log_metrics(run, {"test_micro_f1": value})
+            tracker.end_run(run)
+    uri = tracker.tracking_uri
+    assert main(["report", "--tasks", "t1,t2,t3", "--out", "summary", "--tracking-uri", uri]) == 0
+    text = (tmp_path / "summary" / "README.md").read_text()
+    assert "| a | 1.33 | " not in text and "| a | 1.00 | 2.00 | 1.00 | 1.33 |" in text
+    assert (tmp_path / "summary" / "cd_diagram.png").exists()
+    assert main(["report", "--tasks", "t1", "--tracking-uri", uri]) == 2
+    assert main(["report", "--tracking-uri", uri]) == 2
+    assert "needs --task T" in capsys.readouterr().err
