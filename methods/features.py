@@ -18,8 +18,8 @@ method::
 Two levels:
 
 - in memory, for one process: the last :data:`MEMORY_ENTRIES` featurisations
-  (and :data:`MEMORY_TRANSFORMS` transforms), keyed by a digest of the texts and
-  the parameters in :data:`FEATURE_PARAMS`;
+  (and :data:`MEMORY_TRANSFORMS` transforms), each level within :data:`MEMORY_BYTES`,
+  keyed by a digest of the texts and the parameters in :data:`FEATURE_PARAMS`;
 - on disk, for worker processes and later runs: ``<data home>/cache/tfidf/<key>/``
   holds the vectorizer (pickle) and the train matrix (``.npz``). An entry is
   written in a temporary folder and renamed into place, its ``meta.json`` last,
@@ -44,7 +44,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,6 +57,9 @@ FEATURE_PARAMS = ("max_ngram", "min_df", "max_features", "sublinear_tf")
 FEATURISER_VERSION = 1
 MEMORY_ENTRIES = 4
 MEMORY_TRANSFORMS = 16
+#: Bytes of matrices each in-memory level may hold (the newest entry is always kept): RCV1's train matrix
+#: alone is several hundred MB.
+MEMORY_BYTES = 1 << 30
 CACHE_ENV = "MLBENCH_FEATURE_CACHE"
 _OFF = {"0", "off", "false", "no"}
 META_FILE = "meta.json"
@@ -110,6 +113,18 @@ def _digest(texts: Any) -> str:
     return digest
 
 
+def _nbytes(X: sp.csr_matrix) -> int:
+    return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+
+
+def _evict(cache: "OrderedDict[Any, Any]", limit: int, size: Callable[[Any], int]) -> None:
+    """Drop the least recently used entries beyond ``limit`` entries or :data:`MEMORY_BYTES` (keeps the newest)."""
+    total = sum(size(v) for v in cache.values())
+    while len(cache) > 1 and (len(cache) > limit or total > MEMORY_BYTES):
+        _, old = cache.popitem(last=False)
+        total -= size(old)
+
+
 def feature_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The featurisation part of a method's parameters, normalised (``min_df=2`` and ``2.0`` agree)."""
     return {
@@ -156,8 +171,7 @@ class TfidfFeatures:
         with _lock:
             stats.transforms += 1
             _transforms[tkey] = X
-            while len(_transforms) > MEMORY_TRANSFORMS:
-                _transforms.popitem(last=False)
+            _evict(_transforms, MEMORY_TRANSFORMS, _nbytes)
         return X
 
 
@@ -194,8 +208,7 @@ def tfidf_features(texts: Iterable[str], params: Mapping[str, Any]) -> TfidfFeat
             _write_entry(root, key, feats)
     with _lock:
         _features[key] = feats
-        while len(_features) > MEMORY_ENTRIES:
-            _features.popitem(last=False)
+        _evict(_features, MEMORY_ENTRIES, lambda f: _nbytes(f.X))
     return feats
 
 

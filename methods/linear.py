@@ -203,7 +203,7 @@ def fit_binary_relevance(X: sp.csr_matrix, Y: sp.spmatrix, C: float, class_weigh
 
 #: Fitted models kept per process, so that a trial changing only a decision parameter (BR's threshold,
 #: PCC's beam width) costs a prediction, not a refit.
-MODEL_CACHE_ENTRIES = 4
+MODEL_CACHE_ENTRIES = 2  # weights are features x labels floats: RCV1's take ~80 MB each
 _models: "OrderedDict[tuple, Any]" = OrderedDict()
 _models_lock = threading.Lock()
 model_cache_hits = 0

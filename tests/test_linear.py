@@ -96,6 +96,17 @@ def test_feature_cache_hit_on_solver_only_change_and_missed_on_featurisation_cha
     assert first.vectorizer_ is BinaryRelevance().fit(train, valid, FitContext(progress=False)).vectorizer_
 
 
+def test_memory_cache_keeps_within_its_byte_budget(splits, monkeypatch):
+    monkeypatch.setenv(features.CACHE_ENV, "off")
+    train, _ = splits
+    one = features.tfidf_features(train.texts, BinaryRelevance.defaults)
+    monkeypatch.setattr(features, "MEMORY_BYTES", features._nbytes(one.X) + 1)
+    features.tfidf_features(train.texts, {**BinaryRelevance.defaults, "min_df": 1})
+    assert len(features._features) == 1  # the older entry went; the newest always stays
+    features.tfidf_features(train.texts, BinaryRelevance.defaults)
+    assert features.stats.fits == 3
+
+
 def test_threshold_only_change_does_not_refit(splits, monkeypatch):
     train, valid = splits
     calls = []
