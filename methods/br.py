@@ -10,7 +10,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FitContext, Method, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, fit_binary_lr, make_vectorizer, sigmoid, suggest_tfidf
+from mlbench.methods.features import tfidf_features
+from mlbench.methods.linear import (
+    TFIDF_DEFAULTS,
+    cached_model,
+    fit_binary_relevance,
+    labels_digest,
+    sigmoid,
+    suggest_tfidf,
+)
 from mlbench.progress import progress
 
 
@@ -39,24 +47,37 @@ class BinaryRelevance(Method):
         }
 
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "BinaryRelevance":
+        """TF-IDF (cached per texts and featurisation parameters), then the labels' regressions in parallel.
+
+        The regressions are cached too, per features, labels, ``C`` and
+        ``class_weight``: a refit that changes only ``threshold`` costs a prediction.
+        """
         from mlbench.metrics import micro_precision_recall_f1
 
         p = self.params
-        self.vectorizer_ = make_vectorizer(p)
-        X = self.vectorizer_.fit_transform(train.texts)
-        Y = train.Y.tocsc()
-        W = np.zeros((X.shape[1], train.n_labels), dtype=np.float32)
-        b = np.zeros(train.n_labels, dtype=np.float32)
-        for j in progress(range(train.n_labels), desc="br: labels", enabled=ctx.progress):
-            y = Y[:, j].toarray().ravel()
-            W[:, j], b[j] = fit_binary_lr(X, y, p["C"], p["class_weight"], ctx.seed)
-        self.W_, self.b_ = W, b
+        feats = tfidf_features(train.texts, p)
+        self.vectorizer_ = feats.vectorizer
+        self._features = feats
+
+        def solve() -> tuple[np.ndarray, np.ndarray]:
+            with progress(None, total=train.n_labels, desc="br: labels", enabled=ctx.progress) as bar:
+                return fit_binary_relevance(feats.X, train.Y, float(p["C"]), p["class_weight"],
+                                            on_label=lambda: bar.update(1))
+
+        key = ("br", feats.key, labels_digest(train.Y), float(p["C"]), p["class_weight"])
+        self.W_, self.b_ = cached_model(key, solve)
         _, _, f1 = micro_precision_recall_f1(valid.Y, self.predict(valid))
         ctx.report(0, {"valid_micro_f1": f1})
         return self
 
+    def _transform(self, split: Split) -> sp.csr_matrix:
+        feats = getattr(self, "_features", None)
+        if feats is not None and feats.vectorizer is self.vectorizer_:
+            return feats.transform(split.texts)
+        return self.vectorizer_.transform(split.texts)
+
     def predict_scores(self, split: Split) -> np.ndarray:
-        X = self.vectorizer_.transform(split.texts)
+        X = self._transform(split)
         return sigmoid(np.asarray(X @ self.W_) + self.b_)
 
     def predict(self, split: Split) -> sp.csr_matrix:

@@ -31,7 +31,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, fit_binary_lr, make_vectorizer, suggest_tfidf
+from mlbench.methods.features import tfidf_features
+from mlbench.methods.linear import (
+    TFIDF_DEFAULTS,
+    LiblinearRows,
+    cached_model,
+    fit_lr_rows,
+    labels_digest,
+    map_threads,
+    suggest_tfidf,
+)
 from mlbench.progress import progress
 
 #: Documents decoded at once: bounds the beam state (chunk x beam x labels floats) on large test sets.
@@ -72,6 +81,45 @@ def chain_order(order: str, labels: tuple[str, ...], seed: int) -> np.ndarray:
     return np.asarray(head + [j for j in range(n) if j not in named], dtype=np.int64)
 
 
+def fit_chain(X: sp.csr_matrix, Y: sp.spmatrix, order: np.ndarray, C: float, threads: int | None = None,
+              on_link: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The chain's links: ``(W_text, W_label, bias)``; link ``k`` is a regression on ``[X | Y_chain[:, :k]]``.
+
+    Links see gold labels, so they are independent and fitted in parallel
+    (:func:`~mlbench.methods.linear.map_threads`). ``[X | Y_chain]`` is put in
+    LIBLINEAR's layout once; link ``k`` keeps the nodes of the text columns and
+    of the first ``k`` chain labels (its rows' label columns are sorted, so they
+    are a prefix of each row's label part).
+    """
+    X = sp.csr_matrix(X, dtype=np.float32)
+    n_feat, n_labels = X.shape[1], Y.shape[1]
+    Y_chain = sp.csr_matrix(Y)[:, order].astype(np.float32)
+    full = sp.hstack([X, Y_chain], format="csr")
+    full.sort_indices()
+    Y_cols = sp.csc_matrix(Y_chain)
+    row_of = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
+
+    def link(k: int) -> tuple[np.ndarray, float]:
+        if k == 0:
+            rows = LiblinearRows(X)
+        else:
+            keep = full.indices < n_feat + k
+            counts = np.bincount(row_of[keep], minlength=full.shape[0])
+            indptr = np.concatenate([[0], np.cumsum(counts)])
+            sub = sp.csr_matrix((full.data[keep], full.indices[keep], indptr), shape=(full.shape[0], n_feat + k))
+            sub.has_sorted_indices = True
+            rows = LiblinearRows(sub)
+        return fit_lr_rows(rows, Y_cols[:, k].toarray().ravel(), C, None)
+
+    fits = map_threads(link, range(n_labels), threads, on_link)
+    W_text = np.zeros((n_feat, n_labels), dtype=np.float32)
+    W_label = np.zeros((n_labels, n_labels), dtype=np.float32)  # [k, i]: weight of chain label i < k in link k
+    bias = np.zeros(n_labels, dtype=np.float32)
+    for k, (w, b) in enumerate(fits):
+        W_text[:, k], W_label[k, :k], bias[k] = w[:n_feat], w[n_feat:], b
+    return W_text, W_label, bias
+
+
 class ProbabilisticClassifierChain(Method):
     name = "pcc"
     description = "Probabilistic classifier chain of logistic regressions, beam-search inference (PCC-LR)"
@@ -107,19 +155,17 @@ class ProbabilisticClassifierChain(Method):
         if int(p["beam_width"]) < 1:
             raise MlbenchError(f"pcc: beam_width must be at least 1, got {p['beam_width']}")
         order = chain_order(str(p["order"]), train.labels, ctx.seed)
-        self.vectorizer_ = make_vectorizer(p)
-        X = self.vectorizer_.fit_transform(train.texts).tocsr()
-        n_feat, n_labels = X.shape[1], train.n_labels
-        # Gold labels in chain order, as float columns to append to X (never densified).
-        Y_chain = train.Y[:, order].tocsc().astype(np.float32)
-        W_text = np.zeros((n_feat, n_labels), dtype=np.float32)
-        W_label = np.zeros((n_labels, n_labels), dtype=np.float32)  # [k, i]: weight of chain label i < k in link k
-        bias = np.zeros(n_labels, dtype=np.float32)
-        for k in progress(range(n_labels), desc="pcc: chain links", enabled=ctx.progress):
-            Xk = sp.hstack([X, Y_chain[:, :k]], format="csr") if k else X
-            y = Y_chain[:, k].toarray().ravel()
-            w, bias[k] = fit_binary_lr(Xk, y, p["C"], None, ctx.seed)
-            W_text[:, k], W_label[k, :k] = w[:n_feat], w[n_feat:]
+        feats = tfidf_features(train.texts, p)
+        self.vectorizer_, self._features = feats.vectorizer, feats
+
+        def solve() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            with progress(None, total=train.n_labels, desc="pcc: chain links", enabled=ctx.progress) as bar:
+                return fit_chain(feats.X, train.Y, order, float(p["C"]), on_link=lambda: bar.update(1))
+
+        # The links are trained on gold labels, so they depend on the features, the labels, the order and C
+        # only: a refit that changes only beam_width costs a decode.
+        key = ("pcc", feats.key, labels_digest(train.Y), tuple(int(j) for j in order), float(p["C"]))
+        W_text, W_label, bias = cached_model(key, solve)
         self.order_, self.W_text_, self.W_label_, self.bias_ = order, W_text, W_label, bias
         pred = self.predict(valid)
         _, _, f1 = micro_precision_recall_f1(valid.Y, pred)
@@ -194,7 +240,11 @@ class ProbabilisticClassifierChain(Method):
         return assign, log_prob, cond
 
     def _decode(self, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = self.vectorizer_.transform(split.texts).tocsr()
+        feats = getattr(self, "_features", None)
+        if feats is not None and feats.vectorizer is self.vectorizer_:
+            X = feats.transform(split.texts)
+        else:
+            X = self.vectorizer_.transform(split.texts).tocsr()
         return self.beam_search(X, int(self.params["beam_width"]))
 
     def _to_task_order(self, chain_cols: np.ndarray) -> np.ndarray:

@@ -6,7 +6,9 @@ is fitted on the train and valid splits through :meth:`Method.fit`, receiving a
 checkpoint folder, and predicts a sparse 0/1 matrix whose columns follow the
 task's label list.
 
-This module imports neither torch nor MLflow: listing plugins must stay cheap.
+This module imports neither torch nor MLflow, and numpy and scipy only inside
+the functions that compute with them: the command line's first screen
+(``mlbench --help``, ``mlbench list``) must stay cheap.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
-import numpy as np
-import scipy.sparse as sp
+if TYPE_CHECKING:  # imported where used: numpy and scipy cost half a second of start-up
+    import numpy as np
+    import scipy.sparse as sp
 
 ReportHook = Callable[[int, Mapping[str, float]], None]
 
@@ -86,6 +89,8 @@ class Split:
         return len(self.labels)
 
     def subset(self, rows: Sequence[int] | np.ndarray, name: str | None = None) -> "Split":
+        import numpy as np
+
         rows = np.asarray(rows, dtype=np.int64)
         return Split(
             name=name or self.name,
@@ -99,6 +104,9 @@ class Split:
 
 def indicator_matrix(label_seqs: Sequence[Sequence[int]], n_labels: int) -> sp.csr_matrix:
     """CSR 0/1 matrix (int8) from label index sequences; duplicates count once."""
+    import numpy as np
+    import scipy.sparse as sp
+
     indptr = np.zeros(len(label_seqs) + 1, dtype=np.int64)
     cols: list[int] = []
     for i, seq in enumerate(label_seqs):
@@ -136,6 +144,8 @@ class Task:
     @property
     def label_freq(self) -> np.ndarray:
         """Number of training documents carrying each label (task label order)."""
+        import numpy as np
+
         return np.asarray(self.train.Y.sum(axis=0)).ravel().astype(np.int64)
 
     @property
@@ -288,6 +298,9 @@ class Method(ABC):
 
 def as_binary_csr(pred: Any, n_rows: int, n_labels: int) -> sp.csr_matrix:
     """Validate and normalise a prediction to an int8 CSR 0/1 matrix."""
+    import numpy as np
+    import scipy.sparse as sp
+
     m = sp.csr_matrix(pred)
     if m.shape != (n_rows, n_labels):
         raise MlbenchError(f"prediction has shape {m.shape}, expected {(n_rows, n_labels)}")

@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def tracking_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--tracking-uri", default=_default_uri(),
+        # default filled in by main(): reading it imports mlbench.tracking (numpy, scipy), too slow for --help
+        p.add_argument("--tracking-uri", default=None,
                        help="MLflow store or server (default: sqlite:///mlflow.db in the working directory)")
 
     def plugin_opt(p: argparse.ArgumentParser) -> None:
@@ -503,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "tracking_uri") and args.tracking_uri is None:
+        args.tracking_uri = _default_uri()
     # reports and suites read artifacts back (predictions, saved models): no progress bar per file
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(

@@ -245,10 +245,41 @@ class Row:
     status: str  # "ok" or a warning
 
 
+def static_description(entry: Entry) -> str | None:
+    """A class's ``description`` read from its module's source without importing it, or None.
+
+    Only a literal string assigned in the class body counts. Used for the
+    built-ins, whose modules import numpy and scipy at the top: ``mlbench list``
+    then shows them without paying those imports (third-party plugins are still
+    imported, so that one that fails to import shows up as a warning).
+    """
+    import ast
+
+    if entry.entry_point is None:
+        return None
+    module, _, attr = entry.entry_point.value.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            return None
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == attr.strip():
+            for stmt in node.body:
+                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == "description"
+                        and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)):
+                    return stmt.value.value
+    return None
+
+
 def describe_all() -> tuple[list[Row], list[str]]:
     """Every method and dataset with a one-line description; broken plugins become warning rows.
 
-    Loading a method's class imports its module, which by convention imports
+    Built-ins are described from their source (:func:`static_description`);
+    loading a plugin's class imports its module, which by convention imports
     no heavy framework at the top (torch is imported inside ``fit``).
     """
     rows: list[Row] = []
@@ -258,6 +289,11 @@ def describe_all() -> tuple[list[Row], list[str]]:
         warnings.extend(clash)
         for name in sorted(found):
             e = found[name]
+            known = static_description(e) if e.builtin and e.obj is None else None
+            if known is not None:
+                desc = known.strip().splitlines()
+                rows.append(Row(kind, name, desc[0] if desc else "", e.source, "ok"))
+                continue
             try:
                 obj = e.load()
                 desc = (getattr(obj, "description", "") or "").strip().splitlines()
