@@ -250,16 +250,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mlbench.reporting import write_report
+    from mlbench.reporting import render_report, write_report
 
+    if args.from_dir:
+        if args.task or args.config:
+            raise UsageError("--from renders a bundle as it was written: --task and --config do not apply")
+        readme = render_report(Path(args.from_dir), Path(args.out) if args.out else None)
+        print(f"wrote {readme} and its figures from the bundle in {args.from_dir}")
+        return 0
+    if not args.task:
+        raise UsageError("report needs --task T (from the store) or --from DIR (from a bundle)")
     out_dir = Path(args.out) if args.out else Path("reports") / args.task
     command = "mlbench report --task " + args.task + (f" --out {args.out}" if args.out else "")
+    if args.config:
+        command += f" --config {args.config}"
     if args.command_note:
         command = args.command_note
     readme = write_report(
-        _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples
+        _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples,
+        config=args.config,
     )
-    print(f"wrote {readme} and its figures")
+    print(f"wrote {readme}, its figures and its evidence (runs.csv, predictions/, tasks/)")
     return 0
 
 
@@ -411,8 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write Markdown tables and PNG figures from the runs in the store")
-    p.add_argument("--task", required=True, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
-    p.add_argument("--out", default=None, help="output folder (default reports/<task>)")
+    p.add_argument("--task", default=None, help="the base task (Table 1); its -shuffled and -trim<k> runs are used too")
+    p.add_argument("--out", default=None,
+                   help="output folder (default reports/<task>); it also receives the runs behind the report "
+                        "(runs.csv, predictions/, tasks/, bundle.json)")
+    p.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                   help="render from a report folder's runs.csv and predictions/ alone, without a store")
+    p.add_argument("--config", default=None, metavar="WHICH",
+                   help="only runs of: default (no parameter overridden), tuned, a suite name or YAML file, "
+                        "or a configuration digest")
     p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--command-note", default=None, help="the command line to print as 'regenerate with'")
     p.add_argument("--data-dir", type=Path, default=None)

@@ -56,6 +56,7 @@ __all__ = [
     "precision_at_k",
     "ndcg_at_k",
     "best_micro_f1_threshold",
+    "ranked_columns",
     "evaluate",
 ]
 
@@ -288,6 +289,17 @@ def _top_columns(s: np.ndarray, depth: int) -> np.ndarray:
     # wraps unsigned integers): a stable ascending sort of the column-reversed row, reversed.
     order = np.argsort(vals[:, ::-1], axis=1, kind="stable")[:, ::-1]
     return np.take_along_axis(cols[:, ::-1], order, axis=1).astype(np.int64)
+
+
+def ranked_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``min(k, L)`` best-scored columns, best first, equal scores lower column first (int64).
+
+    The ranking P@k and nDCG@k use; a report bundle stores it in place of the scores.
+    """
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError("scores must be a dense 2-D n_docs x n_labels array")
+    return _top_columns(s, min(int(k), s.shape[1]))
 
 
 def _ranking_hits(y_true: IndicatorLike, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
