@@ -266,8 +266,9 @@ def run_suite(
 
     A cell is complete when the store has a FINISHED run of it with the same
     config hash whose logged parameters still equal what the method resolves
-    now, whose code digest (``mlbench.identity``) is the method's code now, and which, if it started from another cell's model, started from that
-    cell's newest run. ``dry_run`` only reports which cells would run ("pending").
+    now, whose code digest (``mlbench.identity``) is the method's code now, and
+    which, if it started from another cell's model, started from that cell's
+    newest run. ``dry_run`` only reports which cells would run ("pending").
     """
     from mlbench.registry import get_method, get_task
     from mlbench.runner import resolve_device, run_once

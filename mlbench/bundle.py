@@ -170,7 +170,6 @@ def export_bundle(
     """
     from mlbench.metrics import ranked_columns
     from mlbench.registry import get_task
-    from mlbench.reporting import _download_artifact
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "predictions").mkdir(exist_ok=True)
@@ -214,7 +213,7 @@ def export_bundle(
 
 def _export_predictions(tracker: Any, r: Any, truth: TaskTruth, folder: Path, ranked_columns: Any) -> bool:
     try:
-        ids, pred, scores = _download_artifact_safe(tracker, r.run_id)
+        ids, pred, scores = _download_artifact(tracker, r.run_id)
     except MlbenchError:
         return False  # logged with --no-predictions: its metrics stay, nothing to recompute them from
     if list(ids) != list(truth.ids):
@@ -226,7 +225,7 @@ def _export_predictions(tracker: Any, r: Any, truth: TaskTruth, folder: Path, ra
     return True
 
 
-def _download_artifact_safe(tracker: Any, run_id: str) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray | None]:
-    from mlbench.reporting import _download_artifact
+def _download_artifact(tracker: Any, run_id: str) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray | None]:
+    from mlbench.reporting import _download_artifact as download
 
-    return _download_artifact(tracker, run_id)
+    return download(tracker, run_id)
