@@ -113,6 +113,7 @@ def test_parts_not_offered_are_skipped():
     skipped = {name for name, r in results.items() if r.skipped}
     assert skipped == {
         "predict_scores shape and finiteness (if offered)",
+        SCORES_CHECK,
         "save/load round trip (if offered)",
         "search space draws known parameters (if offered)",
     }
@@ -169,6 +170,9 @@ class SwappedSeenPair(BinaryRelevance):
 
 class ReversedScores(BinaryRelevance):
     name = "reversed-scores"
+
+    def predict(self, split):  # right: thresholds the true scores
+        return sp.csr_matrix(np.asarray(BinaryRelevance.predict_scores(self, split)) >= self.params["threshold"])
 
     def predict_scores(self, split):
         return np.asarray(super().predict_scores(split))[:, ::-1].copy()
