@@ -406,6 +406,47 @@ def figure2(summary: dict[str, dict[str, tuple[float, float, int]]], path: Path)
     plt.close(fig)
 
 
+#: Training-count bins of the per-bin table under Figure 2: [low, high) training documents per label.
+FREQUENCY_BINS = ((1, 5), (5, 20), (20, 100), (100, None))
+
+
+def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -> str:
+    """Markdown: micro-F1 of every row on the labels of each training-count bin (seed mean), with each bin's support.
+
+    Computed from the bundle's predictions, so it needs no logged metric: the
+    rarest labels of a small corpus (one training document each) show as their
+    own bin instead of making a 10% group that every method scores 0 on.
+    """
+    from mlbench.metrics import micro_precision_recall_f1
+
+    freq = truth.train_frequency
+    positives = np.asarray(truth.Y.sum(axis=0)).ravel()
+    bins = []
+    for low, high in FREQUENCY_BINS:
+        cols = np.flatnonzero((freq >= low) & ((freq < high) if high else True) & (positives > 0))
+        if cols.size:
+            bins.append((f"{low}-{high - 1}" if high else f"{low}+", cols))
+    if not bins:
+        return ""
+    head = "| method | " + " | ".join(f"{name} ({len(c)} labels, {int(positives[c].sum())} test pos.)" for name, c in bins) + " |"
+    lines = [head, "|---|" + "---|" * len(bins)]
+    by_row: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.task == truth.task and r.fingerprint == truth.fingerprint:
+            by_row.setdefault(r.row_name, []).append(r)
+    for row in sorted(by_row, key=_method_key):
+        preds = [bundle.predictions(r.run_id) for r in sorted(by_row[row], key=lambda r: r.seed)]
+        preds = [p[0] for p in preds if p is not None]
+        if not preds:
+            continue
+        cells = []
+        for _, cols in bins:
+            vals = np.array([micro_precision_recall_f1(truth.Y[:, cols], p[:, cols])[2] for p in preds])
+            cells.append(_fmt(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals), 3))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def hf_lf_support(truth: "TaskTruth") -> str:
     """One sentence: how many labels and test positives each group holds on this task."""
     from mlbench.metrics import frequency_groups
@@ -708,6 +749,10 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
             cells = [_fmt(*s[k], 3) if k in s else "–" for k in ("hf_micro_f1", "lf_micro_f1", "hf_macro_f1", "lf_macro_f1")]
             parts.append(f"| {row} | " + " | ".join(cells) + " |")
         parts.append("")
+        bin_table = frequency_bin_table(bundle, records, truth)
+        if bin_table:
+            parts += ["Micro-F1 by the labels' number of training documents (labels with a test positive; "
+                      "seed mean ± std):", "", bin_table, ""]
         gains = relative_gains(base, "seq2set", ("br", "seq2seq"))
         parts += [f"- {g}" for g in gains] + ([""] if gains else [])
     refs = [r for r in ("br", "seq2seq") if r in base]

@@ -77,6 +77,7 @@ def test_rows_are_configurations_and_runs_csv_holds_the_identity(store):
     assert len({r["code_digest"] for r in rows if r["method"] == "br"}) == 1
     # Figure 1: br defaults at k = 0 and k = 2 over the same seeds; the C=10 run (one k only) is left out
     assert "`br [defaults]`: seeds 0, 1, 2, preset small, defaults" in text
+    assert "Micro-F1 by the labels' number of training documents" in text and "test pos.)" in text
 
 
 def test_config_filter_picks_runs_on_purpose(store, tmp_path):
