@@ -219,6 +219,19 @@ def changed_sources(
     return changed
 
 
+def changed_code(method_cls: type, tags: dict[str, str]) -> list[str]:
+    """``code: old -> new`` when the stored run's code digest differs from the method's code now.
+
+    A run logged before runs carried a code digest counts as changed: nothing
+    says which code produced it.
+    """
+    from mlbench.identity import method_code_digest
+
+    now = method_code_digest(method_cls)
+    old = tags.get(f"{TAG_PREFIX}code_digest")
+    return [] if old == now else [f"code: {old or '(no digest)'} -> {now}"]
+
+
 def _referenced_model(suite: Suite, tracker: Any, task: Any, target: str, seed: int, dst: Path) -> tuple[str, str]:
     """(local folder, run id) of the saved model of ``target``'s cell for ``task`` and ``seed``."""
     h = config_hash(target, suite.methods[target], suite.preset)
@@ -253,8 +266,9 @@ def run_suite(
 
     A cell is complete when the store has a FINISHED run of it with the same
     config hash whose logged parameters still equal what the method resolves
-    now and which, if it started from another cell's model, started from that
-    cell's newest run. ``dry_run`` only reports which cells would run ("pending").
+    now, whose code digest (``mlbench.identity``) is the method's code now, and
+    which, if it started from another cell's model, started from that cell's
+    newest run. ``dry_run`` only reports which cells would run ("pending").
     """
     from mlbench.registry import get_method, get_task
     from mlbench.runner import resolve_device, run_once
@@ -281,6 +295,7 @@ def run_suite(
                 changed = changed_params(resolved, stored.data.params, method_cls.defaults,
                                          ignore=refs.get(method_name, {}))
                 changed += changed_sources(suite, tracker, task, seed, refs.get(method_name, {}), stored.data.tags)
+                changed += changed_code(method_cls, stored.data.tags)
                 if not changed:
                     outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
                     echo(f"{prefix}: already in the store, skipped")
@@ -307,6 +322,8 @@ def run_suite(
                     progress=progress,
                     save_model=method_name in providers,
                     extra_tags=tags,
+                    suite=suite.name,
+                    model_references=tuple(refs.get(method_name, {})),
                 )
             tracker.set_tags(result.run_id, {"config_hash": h, "suite": suite.name})
             secs = time.perf_counter() - t0

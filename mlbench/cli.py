@@ -276,21 +276,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mlbench.reporting import write_report
+    from mlbench.reporting import render_report, write_report
 
+    if args.from_dir:
+        if args.task or args.config or args.tasks:
+            raise UsageError("--from renders a bundle as it was written: --task, --tasks and --config do not apply")
+        readme = render_report(Path(args.from_dir), Path(args.out) if args.out else None)
+        print(f"wrote {readme} and its figures from the bundle in {args.from_dir}")
+        return 0
     if args.tasks:
         return _report_across_tasks(args)
     if not args.task:
-        raise UsageError("report needs --task T (one task family) or --tasks T1,T2,... (a comparison across tasks)")
+        raise UsageError("report needs --task T (from the store), --tasks T1,T2,... (a comparison across tasks) "
+                         "or --from DIR (from a bundle)")
     args.task = _canonical_task(args.task)
     out_dir = Path(args.out) if args.out else Path("reports") / args.task.lstrip("/")
     command = "mlbench report --task " + args.task + (f" --out {args.out}" if args.out else "")
+    if args.config:
+        command += f" --config {args.config}"
     if args.command_note:
         command = args.command_note
     readme = write_report(
-        _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples
+        _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples,
+        config=args.config,
     )
-    print(f"wrote {readme} and its figures")
+    print(f"wrote {readme}, its figures and its evidence (runs.csv, predictions/, tasks/)")
     return 0
 
 
@@ -474,7 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare methods across these tasks instead: metric per task, mean ranks, Friedman test, "
                         "critical-difference diagram (default folder reports/across-tasks)")
     p.add_argument("--metric", default="micro_f1", help="with --tasks: the test metric to rank on (default micro_f1)")
-    p.add_argument("--out", default=None, help="output folder (default reports/<task>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default reports/<task>); it also receives the runs behind the report "
+                        "(runs.csv, predictions/, tasks/, bundle.json)")
+    p.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                   help="render from a report folder's runs.csv and predictions/ alone, without a store")
+    p.add_argument("--config", default=None, metavar="WHICH",
+                   help="only runs of: default (no parameter overridden), tuned, a suite name or YAML file, "
+                        "or a configuration digest")
     p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--command-note", default=None, help="the command line to print as 'regenerate with'")
     p.add_argument("--data-dir", type=Path, default=None)

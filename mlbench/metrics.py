@@ -18,10 +18,17 @@ Conventions, all matching scikit-learn with ``zero_division=0``:
 Ranking metrics (P@k, nDCG@k) take a dense ``n x L`` score matrix. Documents
 without any true label contribute 0 to both and still count in the mean (as in
 scikit-learn's ``ndcg_score``), so every method is averaged over the same
-documents. Ties between scores are broken arbitrarily (by numpy's selection
-order), so with tied scores :func:`evaluate`, which selects the top ``max(ks)``
-once, may differ from a separate call at a smaller ``k``; continuous scores
-avoid both effects.
+documents. Equal scores rank the lower column (the more frequent label, in a
+task's label order) first, everywhere, so P@k and nDCG@k are reproducible from
+stored scores and :func:`evaluate`'s single top-``max(ks)`` selection agrees
+with a separate call at any smaller ``k``.
+
+HF and LF (:func:`frequency_groups`): among the labels with at least one
+positive in the evaluated documents, the 10% most and the 10% least frequent
+in training. Restricting to labels with positives keeps the paper's meaning
+(frequent vs rare labels) while making LF measurable on a small test set, where
+the rarest training labels often have no test document at all (every method
+would score 0 on them).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ __all__ = [
     "precision_at_k",
     "ndcg_at_k",
     "best_micro_f1_threshold",
+    "ranked_columns",
     "evaluate",
 ]
 
@@ -214,7 +222,9 @@ def example_f1(y_true: IndicatorLike, y_pred: IndicatorLike) -> float:
     return float(per_document_f1(y_true, y_pred).mean())
 
 
-def frequency_groups(label_freq: np.ndarray, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def frequency_groups(
+    label_freq: np.ndarray, fraction: float = 0.1, eligible: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Column indices of the high-frequency and low-frequency labels.
 
     Labels are ranked by descending ``label_freq`` with ties kept in column
@@ -222,17 +232,28 @@ def frequency_groups(label_freq: np.ndarray, fraction: float = 0.1) -> tuple[np.
     the first ``ceil(fraction * L)`` of that ranking and LF the last as many, so
     for a task HF is columns ``0..m-1`` and LF the last ``m`` columns. Both are
     returned sorted ascending; they overlap when ``fraction > 0.5``.
+
+    ``eligible`` (a boolean mask over columns) ranks only those columns, and
+    ``L`` is their number: :func:`evaluate` passes the labels that have a
+    positive among the evaluated documents. No eligible column gives two empty
+    groups.
     """
     freq = np.asarray(label_freq)
     if freq.ndim != 1:
         raise ValueError(f"label_freq must be 1-D, got shape {freq.shape}")
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    columns = np.arange(len(freq))
+    if eligible is not None:
+        mask = np.asarray(eligible, dtype=bool)
+        if mask.shape != freq.shape:
+            raise ValueError(f"eligible has shape {mask.shape}, expected {freq.shape}")
+        columns = columns[mask]
     # Rounding first stops float noise from adding a label (0.1 * 30 == 3.0000000000000004).
-    m = math.ceil(round(fraction * len(freq), 9))
+    m = math.ceil(round(fraction * len(columns), 9))
     # Negated as float: negating unsigned counts would wrap around.
-    ranking = np.argsort(-freq.astype(np.float64), kind="stable")
-    return np.sort(ranking[:m]), np.sort(ranking[len(freq) - m :])
+    ranking = columns[np.argsort(-freq[columns].astype(np.float64), kind="stable")]
+    return np.sort(ranking[:m]), np.sort(ranking[len(columns) - m :])
 
 
 # --------------------------------------------------------------- ranking metrics
@@ -240,6 +261,45 @@ def frequency_groups(label_freq: np.ndarray, fraction: float = 0.1) -> tuple[np.
 
 #: Score entries per argpartition call in the ranking metrics (4 MiB of int64 indices).
 _RANK_BLOCK_ELEMENTS = 1 << 19
+
+
+def _top_columns(s: np.ndarray, depth: int) -> np.ndarray:
+    """Each row's ``depth`` best columns, best first; equal scores rank the lower column first.
+
+    ``argpartition`` finds each row's ``depth``-th largest score ``v`` in O(L); the
+    columns scoring above ``v`` are all in, and the remaining places go to the
+    lowest-index columns scoring exactly ``v``. The chosen columns (taken in column
+    order) are then sorted by score with a stable sort, so ties keep column order.
+    Measured against a full stable ``argsort`` per row, this keeps the selection's
+    O(L) cost on wide label sets.
+    """
+    n, n_labels = s.shape
+    if depth < n_labels:
+        part = np.argpartition(s, n_labels - depth, axis=1)
+        kth = np.take_along_axis(s, part[:, n_labels - depth : n_labels - depth + 1], axis=1)
+        above = s > kth
+        tied = s == kth
+        need = depth - above.sum(axis=1, keepdims=True)
+        chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
+        cols = np.nonzero(chosen)[1].reshape(n, depth)
+    else:
+        cols = np.broadcast_to(np.arange(n_labels, dtype=np.int64), (n, n_labels))
+    vals = np.take_along_axis(s, cols, axis=1)
+    # Descending by score, ties by ascending column, for any real dtype (no negation, which
+    # wraps unsigned integers): a stable ascending sort of the column-reversed row, reversed.
+    order = np.argsort(vals[:, ::-1], axis=1, kind="stable")[:, ::-1]
+    return np.take_along_axis(cols[:, ::-1], order, axis=1).astype(np.int64)
+
+
+def ranked_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``min(k, L)`` best-scored columns, best first, equal scores lower column first (int64).
+
+    The ranking P@k and nDCG@k use; a report bundle stores it in place of the scores.
+    """
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError("scores must be a dense 2-D n_docs x n_labels array")
+    return _top_columns(s, min(int(k), s.shape[1]))
 
 
 def _ranking_hits(y_true: IndicatorLike, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -261,23 +321,11 @@ def _ranking_hits(y_true: IndicatorLike, scores: np.ndarray, k: int) -> tuple[np
         raise ValueError(f"cannot evaluate an empty problem of shape {s.shape}")
     depth = min(int(k), n_labels)  # with k > L the ranking simply holds every label
 
-    # argpartition selects the top `depth` in O(L) per row; only those are sorted. It
-    # returns a full n x L int64 index array, so it runs on blocks of rows: that bounds
-    # the scratch (650 MB for RCV1's ~800k test documents otherwise) and keeps it in cache.
-    if depth < n_labels:
-        top = np.empty((n, depth), dtype=np.int64)
-        block = max(1, _RANK_BLOCK_ELEMENTS // n_labels)
-        for start in range(0, n, block):
-            part = np.argpartition(s[start : start + block], n_labels - depth, axis=1)
-            top[start : start + block] = part[:, n_labels - depth :]
-    else:
-        top = np.broadcast_to(np.arange(n_labels, dtype=np.int64), (n, n_labels))
-    # Ranked (doc, label) pairs as flat keys row * L + col: one fancy-index gathers
-    # their scores, and the same keys are looked up among the true pairs below.
+    top = np.empty((n, depth), dtype=np.int64)
+    block = max(1, _RANK_BLOCK_ELEMENTS // n_labels)
+    for start in range(0, n, block):
+        top[start : start + block] = _top_columns(s[start : start + block], depth)
     keys = np.arange(n, dtype=np.int64)[:, None] * n_labels + top
-    top_scores = np.ascontiguousarray(s).reshape(-1)[keys]
-    # Ascending sort reversed rather than sorting negated scores: negation wraps unsigned dtypes.
-    keys = np.take_along_axis(keys, np.argsort(top_scores, axis=1)[:, ::-1], axis=1)
 
     # Canonical CSR enumerates its (doc, label) pairs in row-major order, so the true
     # keys come out sorted and searchsorted finds the ranked pairs without densifying y_true.
@@ -411,7 +459,8 @@ def evaluate(
         freq = np.asarray(label_freq)
         if freq.shape != (c.shape[1],):
             raise ValueError(f"label_freq has shape {freq.shape}, expected ({c.shape[1]},) for {c.shape[1]} labels")
-        for group, cols in zip(("hf", "lf"), frequency_groups(freq)):
+        has_positive = c.label_tp + c.label_fn > 0
+        for group, cols in zip(("hf", "lf"), frequency_groups(freq, eligible=has_positive)):
             out[f"{group}_micro_f1"] = _micro(c, cols)[2]
             out[f"{group}_macro_f1"] = _macro_f1(c, cols)
     if scores is not None:

@@ -49,6 +49,16 @@ PAPER_ROW = {
 
 @dataclass
 class RunRecord:
+    """One FINISHED parent run, as a report uses it.
+
+    ``config_digest``, ``code_digest`` and ``config_label`` are the run's identity
+    (:mod:`mlbench.identity`; for a run logged before runs carried them, a digest of
+    its logged parameters, its code digest empty and a label saying so). ``row``
+    is the report row it belongs to: the method name, or ``method [label]`` when
+    the records hold several configurations of that method (set by
+    :func:`label_rows`). ``fit_seconds`` is the logged fit time.
+    """
+
     run_id: str
     method: str
     task: str
@@ -58,11 +68,38 @@ class RunRecord:
     tags: dict[str, str]
     artifact_uri: str
     start_time: int
+    config_digest: str = ""
+    code_digest: str = ""
+    config_label: str = ""
+    fit_seconds: float = 0.0
+    row: str = ""
+
+    @property
+    def row_name(self) -> str:
+        return self.row or self.method
 
 
-def collect_runs(tracker: Any, tasks: Sequence[str]) -> list[RunRecord]:
-    """Latest FINISHED parent run per (method, task, seed, fingerprint) of the given tasks."""
-    latest: dict[tuple[str, str, int, str], RunRecord] = {}
+#: A run logged before runs carried a configuration label.
+LEGACY_LABEL = "logged without identity tags"
+
+
+def _legacy_identity(tags: dict[str, str], params: dict[str, str]) -> tuple[str, str]:
+    """(configuration digest, label) of a run without identity tags, from what it logged."""
+    from mlbench.identity import config_digest
+
+    if "mlbench.study" in tags:  # a tuned run: its configuration is the best trial's
+        best = {k[5:]: v for k, v in tags.items() if k.startswith("best.")}
+        return config_digest(tags.get("mlbench.method", ""), best, params.get("preset")), f"tuned (study {tags['mlbench.study']})"
+    kept = {k: v for k, v in params.items() if k not in ("seed", "preset")}
+    return config_digest(tags.get("mlbench.method", ""), kept, params.get("preset")), LEGACY_LABEL
+
+
+def collect_runs(tracker: Any, tasks: Sequence[str], config: str | None = None) -> list[RunRecord]:
+    """Latest FINISHED parent run per (method, task, seed, fingerprint, configuration digest) of the given tasks.
+
+    ``config`` filters the runs (:func:`filter_config`); rows are labelled by :func:`label_rows`.
+    """
+    latest: dict[tuple[str, str, int, str, str], RunRecord] = {}
     for task in tasks:
         exp = tracker.client.get_experiment_by_name(task)
         if exp is None:
@@ -78,9 +115,11 @@ def collect_runs(tracker: Any, tasks: Sequence[str]) -> list[RunRecord]:
             metrics = {k[5:]: v for k, v in r.data.metrics.items() if k.startswith("test_")}
             if "micro_f1" not in metrics:
                 continue
-            metrics["compute_seconds"] = r.data.metrics.get("fit_seconds", 0.0) + r.data.metrics.get(
-                "predict_seconds", 0.0
-            )
+            fit = r.data.metrics.get("fit_seconds", 0.0)
+            metrics["compute_seconds"] = fit + r.data.metrics.get("predict_seconds", 0.0)
+            digest, label = tags.get("mlbench.config_digest"), tags.get("mlbench.config_label")
+            if not digest:
+                digest, label = _legacy_identity(tags, r.data.params)
             rec = RunRecord(
                 run_id=r.info.run_id,
                 method=tags["mlbench.method"],
@@ -91,23 +130,90 @@ def collect_runs(tracker: Any, tasks: Sequence[str]) -> list[RunRecord]:
                 tags=tags,
                 artifact_uri=r.info.artifact_uri,
                 start_time=r.info.start_time,
+                config_digest=digest,
+                code_digest=tags.get("mlbench.code_digest", ""),
+                config_label=label or LEGACY_LABEL,
+                fit_seconds=fit,
             )
-            key = (rec.method, rec.task, rec.seed, rec.fingerprint)
+            key = (rec.method, rec.task, rec.seed, rec.fingerprint, rec.config_digest)
             if key not in latest or latest[key].start_time < rec.start_time:
                 latest[key] = rec
-    return list(latest.values())
+    records = filter_config(list(latest.values()), config)
+    return label_rows(records)
 
 
-def _method_key(m: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
+def suite_digests(spec: str) -> set[tuple[str, str]]:
+    """(method, configuration digest) of every method of a suite (named or a YAML file), as its cells run."""
+    from mlbench.bench import load_suite, model_references
+    from mlbench.identity import MODEL_REFERENCE_VALUE, config_digest
+    from mlbench.registry import get_method
+
+    suite = load_suite(spec)
+    refs = model_references(suite)
+    out = set()
+    for method, params in suite.methods.items():
+        resolved = dict(get_method(method)(preset=suite.preset, **{
+            k: v for k, v in params.items() if k not in refs.get(method, {})
+        }).params)
+        resolved.update({k: MODEL_REFERENCE_VALUE for k in refs.get(method, {})})
+        out.add((method, config_digest(method, resolved, suite.preset)))
+    return out
+
+
+def filter_config(records: list[RunRecord], config: str | None) -> list[RunRecord]:
+    """Keep the runs of one kind of configuration.
+
+    ``default``: runs that override nothing (label ``defaults``, or a suite cell
+    that sets no parameter); ``tuned``: tuned runs; a suite name or YAML file:
+    the configurations that suite runs; otherwise a configuration digest (or a
+    prefix of one). ``None`` keeps everything.
+    """
+    if not config:
+        return records
+    if config == "default":
+        return [r for r in records if r.config_label == "defaults" or re.fullmatch(r"suite \S+", r.config_label)]
+    if config == "tuned":
+        return [r for r in records if r.config_label.startswith("tuned")]
+    from mlbench.bench import NAMED_SUITES
+
+    if config in NAMED_SUITES or Path(config).is_file():
+        wanted = suite_digests(config)
+        return [r for r in records if (r.method, r.config_digest) in wanted]
+    if not re.fullmatch(r"[0-9a-f]{4,}", config):
+        raise MlbenchError(f"--config {config!r}: expected default, tuned, a suite name or file, or a configuration digest")
+    return [r for r in records if r.config_digest.startswith(config)]
+
+
+def label_rows(records: list[RunRecord]) -> list[RunRecord]:
+    """Set each record's ``row``: the method, or ``method [label]`` when it ran in several configurations.
+
+    Two configurations with the same label (e.g. a suite whose code defaults
+    changed) are told apart by their digest.
+    """
+    configs: dict[str, dict[str, str]] = {}
+    for r in records:
+        configs.setdefault(r.method, {})[r.config_digest] = r.config_label
+    for r in records:
+        seen = configs[r.method]
+        if len(seen) == 1:
+            r.row = r.method
+            continue
+        same_label = sum(lab == r.config_label for lab in seen.values()) > 1
+        r.row = f"{r.method} [{r.config_label}" + (f", {r.config_digest[:8]}" if same_label else "") + "]"
+    return records
+
+
+def _method_key(row: str) -> tuple[int, str]:
+    m = row.split(" [")[0]
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), row)
 
 
 def summarise(records: Sequence[RunRecord], task: str) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """method -> metric -> (mean, sample std, n seeds) on ``task``."""
+    """row -> metric -> (mean, sample std, n seeds) on ``task`` (a row is one method and configuration)."""
     by_method: dict[str, list[RunRecord]] = {}
     for r in records:
         if r.task == task:
-            by_method.setdefault(r.method, []).append(r)
+            by_method.setdefault(r.row_name, []).append(r)
     out: dict[str, dict[str, tuple[float, float, int]]] = {}
     for m in sorted(by_method, key=_method_key):
         runs = by_method[m]
@@ -121,10 +227,10 @@ def summarise(records: Sequence[RunRecord], task: str) -> dict[str, dict[str, tu
 
 def paired_summaries(records: Sequence[RunRecord], task_a: str, task_b: str) -> tuple[dict, dict]:
     """:func:`summarise` of two tasks, each method over the seeds it ran on both (a method on one only is left out)."""
-    seeds_a = {(r.method, r.seed) for r in records if r.task == task_a}
-    seeds_b = {(r.method, r.seed) for r in records if r.task == task_b}
+    seeds_a = {(r.row_name, r.seed) for r in records if r.task == task_a}
+    seeds_b = {(r.row_name, r.seed) for r in records if r.task == task_b}
     both = seeds_a & seeds_b
-    kept = [r for r in records if (r.method, r.seed) in both]
+    kept = [r for r in records if (r.row_name, r.seed) in both]
     return summarise(kept, task_a), summarise(kept, task_b)
 
 
@@ -193,8 +299,14 @@ _TRIM = re.compile(r"^(?P<base>.+)-trim(?P<k>\d+)$")
 
 
 def trim_series(records: Sequence[RunRecord], base_task: str) -> dict[str, list[tuple[int, float, float]]]:
-    """method -> [(k, mean micro-F1, std)] over ``<base>-trim<k>`` tasks (k = 0 is the base task)."""
-    per: dict[str, dict[int, list[float]]] = {}
+    """row -> [(k, mean micro-F1, std)] over ``<base>-trim<k>`` tasks (k = 0 is the base task).
+
+    Every point of a row uses the same seeds: those the row ran at every k. A
+    row is one configuration, so k = 0 comes from the same settings as the
+    trimmed tasks; a row without a k = 0 run, with a single k, or without a
+    seed common to all its k is left out.
+    """
+    per: dict[str, dict[int, dict[int, float]]] = {}
     for r in records:
         m = _TRIM.match(r.task)
         if r.task == base_task:
@@ -203,15 +315,35 @@ def trim_series(records: Sequence[RunRecord], base_task: str) -> dict[str, list[
             k = int(m.group("k"))
         else:
             continue
-        per.setdefault(r.method, {}).setdefault(k, []).append(r.metrics["micro_f1"])
+        per.setdefault(r.row_name, {}).setdefault(k, {})[r.seed] = r.metrics["micro_f1"]
     out = {}
-    for method in sorted(per, key=_method_key):
+    for row in sorted(per, key=_method_key):
+        points = per[row]
+        common = set.intersection(*(set(v) for v in points.values()))
+        if 0 not in points or len(points) < 2 or not common:
+            continue
         pts = []
-        for k in sorted(per[method]):
-            v = np.array(per[method][k])
+        for k in sorted(points):
+            v = np.array([points[k][s] for s in sorted(common)])
             pts.append((k, float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0))
-        out[method] = pts
+        out[row] = pts
     return out
+
+
+def trim_seeds(records: Sequence[RunRecord], base_task: str, rows: Sequence[str]) -> dict[str, list[int]]:
+    """row -> the seeds behind every point of its :func:`trim_series`."""
+    per: dict[str, dict[int, set[int]]] = {}
+    for r in records:
+        m = _TRIM.match(r.task)
+        k = 0 if r.task == base_task else int(m.group("k")) if m and m.group("base") == base_task else None
+        if k is not None and r.row_name in rows:
+            per.setdefault(r.row_name, {}).setdefault(k, set()).add(r.seed)
+    return {row: sorted(set.intersection(*per[row].values())) for row in rows if row in per}
+
+
+def _save(fig: Any, path: Path) -> None:
+    # no Software/date metadata: the same runs give the same bytes
+    fig.savefig(path, dpi=120, metadata={"Software": None})
 
 
 def figure1(series: dict[str, list[tuple[int, float, float]]], path: Path, reference: str = "seq2seq") -> None:
@@ -247,7 +379,7 @@ def figure1(series: dict[str, list[tuple[int, float, float]]], path: Path, refer
         ax2.grid(alpha=0.3)
         ax2.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -264,14 +396,73 @@ def figure2(summary: dict[str, dict[str, tuple[float, float, int]]], path: Path)
         means = [summary[m][key][0] for m in methods]
         stds = [summary[m][key][1] for m in methods]
         ax.bar(x + off, means, width=0.4, yerr=stds, capsize=3, label=label)
-    ax.set_xticks(x, methods)
+    ax.set_xticks(x, methods, rotation=20 if any(len(m) > 10 for m in methods) else 0, ha="right")
     ax.set_ylabel("test micro-F1 on the label group")
-    ax.set_title("Frequent vs infrequent labels")
+    ax.set_title("Frequent vs infrequent labels (among labels with test positives)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)
+
+
+#: Training-count bins of the per-bin table under Figure 2: [low, high) training documents per label.
+FREQUENCY_BINS = ((1, 5), (5, 20), (20, 100), (100, None))
+
+
+def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -> str:
+    """Markdown: micro-F1 of every row on the labels of each training-count bin (seed mean), with each bin's support.
+
+    Computed from the bundle's predictions, so it needs no logged metric: the
+    rarest labels of a small corpus (one training document each) show as their
+    own bin instead of making a 10% group that every method scores 0 on.
+    """
+    from mlbench.metrics import micro_precision_recall_f1
+
+    freq = truth.train_frequency
+    positives = np.asarray(truth.Y.sum(axis=0)).ravel()
+    bins = []
+    for low, high in FREQUENCY_BINS:
+        cols = np.flatnonzero((freq >= low) & ((freq < high) if high else True) & (positives > 0))
+        if cols.size:
+            bins.append((f"{low}-{high - 1}" if high else f"{low}+", cols))
+    if not bins:
+        return ""
+    head = "| method | " + " | ".join(f"{name} ({len(c)} labels, {int(positives[c].sum())} test pos.)" for name, c in bins) + " |"
+    lines = [head, "|---|" + "---|" * len(bins)]
+    by_row: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.task == truth.task and r.fingerprint == truth.fingerprint:
+            by_row.setdefault(r.row_name, []).append(r)
+    for row in sorted(by_row, key=_method_key):
+        preds = [bundle.predictions(r.run_id) for r in sorted(by_row[row], key=lambda r: r.seed)]
+        preds = [p[0] for p in preds if p is not None]
+        if not preds:
+            continue
+        cells = []
+        for _, cols in bins:
+            vals = np.array([micro_precision_recall_f1(truth.Y[:, cols], p[:, cols])[2] for p in preds])
+            cells.append(_fmt(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals), 3))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def hf_lf_support(truth: "TaskTruth") -> str:
+    """One sentence: how many labels and test positives each group holds on this task."""
+    from mlbench.metrics import frequency_groups
+
+    Y = truth.Y
+    positives = np.asarray(Y.sum(axis=0)).ravel()
+    hf, lf = frequency_groups(truth.train_frequency, eligible=positives > 0)
+    freq = truth.train_frequency
+
+    def part(name: str, cols: np.ndarray) -> str:
+        return (f"{name}: {len(cols)} labels, {int(positives[cols].sum())} test positives, "
+                f"{int(freq[cols].min()) if len(cols) else 0}-{int(freq[cols].max()) if len(cols) else 0} "
+                "training documents per label")
+
+    return (f"{int((positives > 0).sum())} of {len(freq)} labels have a test positive; among them "
+            f"{part('HF', hf)}; {part('LF', lf)}.")
 
 
 def relative_gains(summary: dict, method: str, references: Sequence[str]) -> list[str]:
@@ -292,6 +483,12 @@ def relative_gains(summary: dict, method: str, references: Sequence[str]) -> lis
 
 def _download_predictions(tracker: Any, run_id: str) -> tuple[np.ndarray, Any]:
     """(document ids, 0/1 matrix) from a run's ``predictions_test.npz`` artifact."""
+    ids, pred, _ = _download_artifact(tracker, run_id)
+    return ids, pred
+
+
+def _download_artifact(tracker: Any, run_id: str) -> tuple[np.ndarray, Any, np.ndarray | None]:
+    """(document ids, 0/1 matrix, scores or None) from a run's ``predictions_test.npz`` artifact."""
     import tempfile
 
     from mlbench.tracking import load_predictions
@@ -301,8 +498,7 @@ def _download_predictions(tracker: Any, run_id: str) -> tuple[np.ndarray, Any]:
             local = tracker.client.download_artifacts(run_id, "predictions_test.npz", tmp)
         except Exception as exc:  # MLflow raises several types for a missing artifact
             raise MlbenchError(f"run {run_id} has no test predictions artifact ({type(exc).__name__})") from exc
-        ids, pred, _ = load_predictions(local)
-    return ids, pred
+        return load_predictions(local)
 
 
 def run_predictions(tracker: Any, run_id: str) -> tuple[str, str, Any, str]:
@@ -319,29 +515,23 @@ def run_predictions(tracker: Any, run_id: str) -> tuple[str, str, Any, str]:
 
 
 def bootstrap_table(
-    tracker: Any, records: Sequence[RunRecord], task_obj: Any, references: Sequence[str], n_resamples: int = 1000
+    bundle: "Bundle", records: Sequence[RunRecord], truth: "TaskTruth", references: Sequence[str], n_resamples: int = 1000
 ) -> str:
-    """Paired bootstrap of each method against each reference over the seeds both ran.
+    """Paired bootstrap of each row against each reference row over the seeds both ran.
 
     With several seeds, each side's metric is its mean over those seeds (the
     same document resample applied to every run), so the interval is that of
-    the difference of seed means.
+    the difference of seed means. Predictions come from the bundle.
     """
     from mlbench.stats import paired_bootstrap
 
-    runs = {(r.method, r.seed): r for r in records if r.task == task_obj.name and r.fingerprint == task_obj.fingerprint}
+    runs = {(r.row_name, r.seed): r for r in records if r.task == truth.task and r.fingerprint == truth.fingerprint}
     preds: dict[tuple[str, int], Any] = {}
 
     def pred(key: tuple[str, int]):
         if key not in preds:
-            try:
-                ids, p = _download_predictions(tracker, runs[key].run_id)
-            except MlbenchError:
-                p = None  # a run logged without predictions (--no-predictions) is left out
-            else:
-                if list(ids) != list(task_obj.test.ids):
-                    raise MlbenchError(f"run {runs[key].run_id} predicted other documents than task {task_obj.name}")
-            preds[key] = p
+            loaded = bundle.predictions(runs[key].run_id)
+            preds[key] = None if loaded is None else loaded[0]  # a run logged without predictions is left out
         return preds[key]
 
     lines = [
@@ -360,7 +550,7 @@ def bootstrap_table(
             if not seeds:
                 continue
             pa, pb = [pred((m, s)) for s in seeds], [pred((ref, s)) for s in seeds]
-            res = paired_bootstrap(task_obj.test.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
+            res = paired_bootstrap(truth.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
             f1, zo = res["micro_f1"], res["subset_01_loss"]
             star = lambda r: "*" if r.significant else ""  # noqa: E731
             lines.append(
@@ -377,7 +567,7 @@ def provenance(records: Sequence[RunRecord]) -> str:
     ]
     by_method: dict[str, list[RunRecord]] = {}
     for r in records:
-        by_method.setdefault(r.method, []).append(r)
+        by_method.setdefault(r.row_name, []).append(r)
     for m in sorted(by_method, key=_method_key):
         rs = by_method[m]
 
@@ -398,6 +588,37 @@ def fingerprints(records: Sequence[RunRecord]) -> str:
     return "\n".join(f"- `{t}`: `{fp}`" for t, fp in seen)
 
 
+def configurations(records: Sequence[RunRecord], task: str) -> tuple[str, list[str]]:
+    """Markdown table of the rows on ``task`` (label, preset, digests, seeds) and the warnings to print.
+
+    A row whose seeds ran with several code digests is flagged: its mean mixes
+    code versions, and the report says so instead of averaging silently.
+    """
+    lines = [
+        "| row | configuration | preset | config digest | seeds | code digest |",
+        "|---|---|---|---|---|---|",
+    ]
+    warnings = []
+    by_row: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.task == task:
+            by_row.setdefault(r.row_name, []).append(r)
+    for row in sorted(by_row, key=_method_key):
+        rs = sorted(by_row[row], key=lambda r: r.seed)
+        codes = sorted({r.code_digest or "?" for r in rs})
+        code_text = ", ".join(codes)
+        if len(codes) > 1:
+            code_text = "⚠ " + "; ".join(
+                f"{c}: seed {', '.join(str(r.seed) for r in rs if (r.code_digest or '?') == c)}" for c in codes
+            )
+            warnings.append(f"⚠ `{row}` on `{task}`: its seeds ran on {len(codes)} code versions ({code_text[2:]}); "
+                            "its mean mixes them.")
+        presets = ", ".join(sorted({r.tags.get("mlbench.preset", "?") for r in rs}))
+        lines.append(f"| {row} | {rs[0].config_label} | {presets} | `{rs[0].config_digest}` | "
+                     f"{', '.join(str(r.seed) for r in rs)} | {code_text} |")
+    return "\n".join(lines), warnings
+
+
 def write_report(
     tracker: Any,
     out_dir: Path,
@@ -406,28 +627,65 @@ def write_report(
     command: str = "",
     data_dir: Path | None = None,
     n_resamples: int = 1000,
+    config: str | None = None,
 ) -> Path:
-    """Render ``out_dir/README.md`` and its figures from the runs in the store."""
-    from mlbench.registry import get_task
+    """Export the runs of the store into a bundle in ``out_dir`` (:mod:`mlbench.bundle`), then render it.
+
+    The README and figures are always rendered from the bundle's files, so
+    ``render_report(out_dir)`` (``mlbench report --from``) gives the same bytes.
+    """
+    import logging
+
+    from mlbench.bundle import export_bundle
 
     if tasks is None:
         names = [e.name for e in tracker.client.search_experiments()]
         tasks = [t for t in names if t == base_task or t.startswith(base_task + "-")]
-    records = collect_runs(tracker, tasks)
+    records = collect_runs(tracker, tasks, config=config)
     if not any(r.task == base_task for r in records):
-        raise MlbenchError(f"no finished run of task {base_task!r} in {tracker.tracking_uri}; run `mlbench bench` first")
+        raise MlbenchError(f"no finished run of task {base_task!r} in {tracker.tracking_uri}"
+                           + (f" with --config {config}" if config else "") + "; run `mlbench bench` first")
+    meta = {"base_task": base_task, "command": command, "config": config or "all", "n_resamples": n_resamples,
+            "tasks": sorted({r.task for r in records})}
+    bundle, dropped = export_bundle(tracker, records, out_dir, meta, data_dir=data_dir)
+    for r in dropped:
+        logging.getLogger(__name__).warning("run %s (%s on %s) used another split (fingerprint %s): left out",
+                                            r.run_id, r.method, r.task, r.fingerprint)
+    return render_report(out_dir)
+
+
+def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
+    """Render ``README.md`` and its figures from a bundle folder alone (no store, no dataset)."""
+    from mlbench.bundle import Bundle
+
+    bundle = Bundle(bundle_dir)
+    out_dir = Path(out_dir) if out_dir is not None else Path(bundle_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    meta = bundle.meta
+    base_task, command, n_resamples = meta["base_task"], meta.get("command", ""), int(meta.get("n_resamples", 1000))
+    records = bundle.records()
+    if not any(r.task == base_task for r in records):
+        raise MlbenchError(f"bundle {bundle_dir} holds no run of task {base_task!r}")
     base = summarise(records, base_task)
     parts = [f"# mlbench report: {base_task}", ""]
     if command:
         parts += ["Regenerate with:", "", "```bash", command, "```", ""]
+    config = meta.get("config", "all")
     parts += [
-        "Every number below is read from the MLflow store (mean ± sample std over seeds; best mean per column in bold).",
+        "Every number below is read from the runs in this folder (`runs.csv`, `predictions/`, `tasks/`; "
+        "`mlbench report --from` re-renders this page from them): mean ± sample std over seeds, best mean per "
+        "column in bold. A row is one method in one configuration"
+        + (f" (runs selected with `--config {config}`)" if config != "all" else "") + ".",
         "",
         f"## Table 1: all methods on `{base_task}` (test)",
         "",
         table1(base),
         "",
+    ]
+    config_table, warnings = configurations(records, base_task)
+    parts += ["Configurations of the rows:", "", config_table, ""]
+    parts += [*(f"{w}" for w in warnings), *([""] if warnings else [])]
+    parts += [
         "For reference, the paper's figures on RCV1-V2 (a different, larger corpus; compare the ordering, not the values):",
         "",
         paper_table1(),
@@ -446,13 +704,24 @@ def write_report(
             table2(paired_base, shuffled),
             "",
         ]
+        _, shuffled_warnings = configurations(records, shuffled_name)
+        parts += [*shuffled_warnings, *([""] if shuffled_warnings else [])]
     series = trim_series(records, base_task)
-    if any(len(p) > 1 for p in series.values()):
+    if series:
         figure1(series, out_dir / "figure1_trim.png")
+        seeds = trim_seeds(records, base_task, list(series))
+        by_row = {r.row_name: r for r in records if r.task == base_task}
+        caption = "; ".join(
+            f"`{row}`: seeds {', '.join(map(str, seeds[row]))}, preset {by_row[row].tags.get('mlbench.preset', '?')}, "
+            f"{by_row[row].config_label}" for row in series
+        )
         parts += [
             "## Figure 1: removing the most frequent labels",
             "",
             "![Figure 1](figure1_trim.png)",
+            "",
+            "Each line is one configuration, every point (k = 0 is the untrimmed task) the mean over the same seeds: "
+            + caption + ".",
             "",
             "| method | " + " | ".join(f"k={k}" for k in sorted({k for p in series.values() for k, _, _ in p})) + " |",
         ]
@@ -460,16 +729,34 @@ def write_report(
         parts.append("|---|" + "---|" * len(ks))
         for m, pts in series.items():
             d = {k: (mean, std) for k, mean, std in pts}
-            parts.append(f"| {m} | " + " | ".join(f"{d[k][0]:.3f}" if k in d else "–" for k in ks) + " |")
+            parts.append(f"| {m} | " + " | ".join(_fmt(d[k][0], d[k][1], len(seeds[m]), 3) if k in d else "–" for k in ks) + " |")
         parts.append("")
+    truth = bundle.truth(base_task)
     if any("hf_micro_f1" in s for s in base.values()):
         figure2(base, out_dir / "figure2_hf_lf.png")
-        parts += ["## Figure 2: frequent (HF) vs infrequent (LF) labels", "", "![Figure 2](figure2_hf_lf.png)", ""]
+        parts += [
+            "## Figure 2: frequent (HF) vs infrequent (LF) labels",
+            "",
+            "![Figure 2](figure2_hf_lf.png)",
+            "",
+            "HF and LF are the 10% most and least frequent labels in training, among the labels with at least one "
+            "test positive (a label without one has no F1 to measure). " + hf_lf_support(truth),
+            "",
+            "| method | HF micro-F1 | LF micro-F1 | HF macro-F1 | LF macro-F1 |",
+            "|---|---|---|---|---|",
+        ]
+        for row, s in base.items():
+            cells = [_fmt(*s[k], 3) if k in s else "–" for k in ("hf_micro_f1", "lf_micro_f1", "hf_macro_f1", "lf_macro_f1")]
+            parts.append(f"| {row} | " + " | ".join(cells) + " |")
+        parts.append("")
+        bin_table = frequency_bin_table(bundle, records, truth)
+        if bin_table:
+            parts += ["Micro-F1 by the labels' number of training documents (labels with a test positive; "
+                      "seed mean ± std):", "", bin_table, ""]
         gains = relative_gains(base, "seq2set", ("br", "seq2seq"))
         parts += [f"- {g}" for g in gains] + ([""] if gains else [])
-    task_obj = get_task(base_task, data_dir=data_dir)
     refs = [r for r in ("br", "seq2seq") if r in base]
-    boot = bootstrap_table(tracker, records, task_obj, refs, n_resamples=n_resamples) if refs else ""
+    boot = bootstrap_table(bundle, records, truth, refs, n_resamples=n_resamples) if refs else ""
     if boot:
         parts += [
             f"## Paired bootstrap against {' and '.join(refs)} (`{base_task}` test, {n_resamples} resamples)",

@@ -186,18 +186,27 @@ def run_once(
     log_predictions: bool = True,
     save_model: bool = False,
     extra_tags: Mapping[str, str] | None = None,
+    suite: str | None = None,
+    model_references: Sequence[str] = (),
 ) -> RunResult:
     """One parent run: fit with ``params``, evaluate on valid and test, log everything.
 
     ``save_model`` also logs the fitted model (``Method.save``) as the run's
     ``model/`` artifact, for a later run to start from (see ``mlbench.bench``).
+    The run is tagged with its identity (:func:`mlbench.identity.identity_tags`):
+    ``suite`` names the bench suite it belongs to (for its label) and
+    ``model_references`` the parameters that hold another run's model.
     """
+    from mlbench.identity import identity_tags
+
     method = method_cls(preset=preset, **params)
     run_id = None
     hooks = []
     if tracker is not None:
         exp = tracker.experiment_id(task.name)
-        tags = {**run_tags(method_cls, task, seed, device, preset), **(extra_tags or {})}
+        identity = identity_tags(method_cls, method.params, preset, overrides=params, suite=suite,
+                                 model_references=tuple(model_references))
+        tags = {**run_tags(method_cls, task, seed, device, preset), **identity, **(extra_tags or {})}
         run_id = tracker.start_run(exp, f"{method_cls.name}-seed{seed}", tags)
         tracker.log_params(run_id, {**method.params, "preset": preset or "default", "seed": seed})
         tracker.log_json(run_id, "labels.json", {"labels": list(task.labels), "train_frequency": task.label_freq.tolist()})

@@ -74,6 +74,18 @@ def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracke
     assert changed_params({"C": 10, "threshold": 0.4, "path": "/tmp/x"}, logged, {}, ignore=["threshold", "path"]) == []
 
 
+def test_a_stored_cell_reruns_when_its_code_digest_changed(tracker, monkeypatch):
+    import mlbench.identity
+
+    suite = Suite(name="tiny", methods={"br": {}}, tasks=["synthetic"], seeds=[0])
+    assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None)] == ["done"]
+    assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None, dry_run=True)] == ["skipped"]
+    monkeypatch.setattr(mlbench.identity, "method_code_digest", lambda cls: "0123456789ab")
+    lines = []
+    assert [o.status for o in run_suite(suite, tracker, echo=lines.append, dry_run=True)] == ["pending"]
+    assert "-> 0123456789ab" in lines[-1] and "code:" in lines[-1]
+
+
 def test_bench_dry_run_lists_the_cells_without_running_them(tracker, capsys):
     from mlbench.cli import main
 

@@ -9,6 +9,11 @@ from mlbench.contract import contract_task, run_contract
 from mlbench.registry import get_method, method_names
 
 
+COLUMN_CHECK = "each column predicts its own label (no two columns fit better exchanged)"
+SCORES_CHECK = "predict_scores ranks predicted labels above the others (if offered)"
+UNSEEN_CHECK = "handles a label never seen in training"
+
+
 def test_contract_task_has_what_the_checks_need():
     task = contract_task()
     assert task.n_labels == 9
@@ -22,7 +27,7 @@ def test_method_contract(name):
     results = run_contract(get_method(name))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, "\n".join(failed)
-    assert len(results) == 9
+    assert len(results) == 11
 
 
 class _ShiftedColumns(get_method("br")):
@@ -54,7 +59,7 @@ class _Unseeded(get_method("br")):
 def test_contract_catches_columns_out_of_order():
     results = {r.name: r for r in run_contract(_ShiftedColumns)}
     bad = [r for r in results.values() if not r.passed]
-    assert [r.name for r in bad] == ["learns the easy task in label order (micro-F1 >= 0.5)"]
+    assert [r.name for r in bad] == ["learns the easy task in label order (micro-F1 >= 0.5)", COLUMN_CHECK]
 
 
 def test_contract_catches_nondeterminism():
@@ -108,6 +113,7 @@ def test_parts_not_offered_are_skipped():
     skipped = {name for name, r in results.items() if r.skipped}
     assert skipped == {
         "predict_scores shape and finiteness (if offered)",
+        SCORES_CHECK,
         "save/load round trip (if offered)",
         "search space draws known parameters (if offered)",
     }
@@ -134,4 +140,100 @@ def test_a_failed_fit_is_one_failure_and_its_dependents_skip():
     assert [(r.name, r.detail) for r in failed] == [
         ("fit/predict returns a sparse 0/1 matrix of the right shape", "fit-fails: cannot learn anything")
     ]
-    assert sum(r.skipped and r.detail == "fit failed" for r in results) == 6
+    assert sum(r.skipped and r.detail == "fit failed" for r in results) == 7
+
+
+# ---- planted column bugs: each must fail its check, and `mlbench check` must exit 1
+
+PLANTED = """
+import numpy as np
+import scipy.sparse as sp
+
+from mlbench.methods.br import BinaryRelevance
+
+
+class SwappedLastTwo(BinaryRelevance):
+    name = "swapped-last-two"
+
+    def predict(self, split):
+        return sp.csr_matrix(super().predict(split).toarray()[:, [*range(split.n_labels - 2), split.n_labels - 1, split.n_labels - 2]])
+
+
+class SwappedSeenPair(BinaryRelevance):
+    name = "swapped-seen-pair"
+
+    def predict(self, split):
+        dense = super().predict(split).toarray()
+        dense[:, [5, 6]] = dense[:, [6, 5]]
+        return sp.csr_matrix(dense)
+
+
+class ReversedScores(BinaryRelevance):
+    name = "reversed-scores"
+
+    def predict(self, split):  # right: thresholds the true scores
+        return sp.csr_matrix(np.asarray(BinaryRelevance.predict_scores(self, split)) >= self.params["threshold"])
+
+    def predict_scores(self, split):
+        return np.asarray(super().predict_scores(split))[:, ::-1].copy()
+
+
+class PredictsUnseen(BinaryRelevance):
+    name = "predicts-unseen"
+
+    def predict(self, split):
+        dense = super().predict(split).toarray()
+        dense[:, -1] = dense[:, 0]  # the unseen label copied from the most frequent one
+        return sp.csr_matrix(dense)
+
+
+class CrashesOnUnseen(BinaryRelevance):
+    name = "crashes-on-unseen"
+
+    def fit(self, train, valid, ctx):
+        if (np.asarray(train.Y.sum(axis=0)).ravel() == 0).any():
+            raise ValueError("a label has no positive example")
+        return super().fit(train, valid, ctx)
+"""
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plugins") / "planted.py"
+    path.write_text(PLANTED)
+    from mlbench.registry import load_plugin_file
+
+    load_plugin_file(str(path))
+    return path
+
+
+@pytest.mark.parametrize("method, check", [
+    ("swapped-last-two", COLUMN_CHECK),
+    ("swapped-seen-pair", COLUMN_CHECK),
+    ("reversed-scores", SCORES_CHECK),
+    ("predicts-unseen", UNSEEN_CHECK),
+    ("crashes-on-unseen", UNSEEN_CHECK),
+])
+def test_planted_column_bugs_fail_their_check(planted, method, check, capsys):
+    results = {r.name: r for r in run_contract(get_method(method))}
+    assert results[check].status == "FAIL", results[check]
+    from mlbench.cli import main
+
+    assert main(["check", method, "--plugin", str(planted)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  {check}" in out
+
+
+def test_column_swaps_and_score_agreement_on_hand_examples():
+    import numpy as np
+
+    from mlbench.contract import column_swaps, score_agreement
+
+    y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    assert column_swaps(y, y) == []
+    swapped = y[:, [0, 2, 1]]
+    assert [(i, j) for i, j, _ in column_swaps(y, swapped)] == [(1, 2)]
+    scores = y + 0.1
+    assert score_agreement(y, scores) == 1.0
+    assert score_agreement(y, -scores) == 0.0
+    assert score_agreement(np.zeros((2, 3)), np.zeros((2, 3))) is None

@@ -96,8 +96,10 @@ def test_frequency_group_f1_matches_sklearn_on_the_columns(problem: tuple[sp.csr
     t, p = problem
     freq = np.asarray(t.sum(axis=0)).ravel() + np.arange(t.shape[1]) % 3  # ties and zeros included
     out = M.evaluate(t, p, label_freq=freq)
-    hf, lf = M.frequency_groups(freq)
-    assert len(hf) == len(lf) == math.ceil(0.1 * t.shape[1])
+    with_positives = np.asarray(t.sum(axis=0)).ravel() > 0
+    hf, lf = M.frequency_groups(freq, eligible=with_positives)
+    assert len(hf) == len(lf) == math.ceil(0.1 * with_positives.sum())
+    assert with_positives[lf].all()  # LF is measurable: every one of its labels has a positive
     for name, cols in (("hf", hf), ("lf", lf)):
         tc, pc = t[:, cols], p[:, cols]
         assert out[f"{name}_micro_f1"] == pytest.approx(skm.f1_score(tc, pc, average="micro", zero_division=0), abs=TOL)
@@ -332,3 +334,56 @@ def test_best_micro_f1_threshold_known_answers() -> None:
     assert best_micro_f1_threshold(np.zeros((2, 2)), scores) == (0.5, 0.0)
     with pytest.raises(ValueError, match="shape"):
         best_micro_f1_threshold(y, scores[:1])
+
+
+def test_lf_group_skips_labels_without_test_positives() -> None:
+    # 20 labels by falling train frequency; only columns 0-9 and 15 have a test positive, so
+    # LF (the least frequent 10% of those 11 labels: 2) is columns 9 and 15, not 18-19
+    freq = np.arange(20, 0, -1)
+    y = np.zeros((11, 20), dtype=np.int8)
+    for i, j in enumerate([*range(10), 15]):
+        y[i, j] = 1
+    hf, lf = M.frequency_groups(freq, eligible=y.sum(axis=0) > 0)
+    np.testing.assert_array_equal(hf, [0, 1])
+    np.testing.assert_array_equal(lf, [9, 15])
+    out = M.evaluate(y, y, label_freq=freq)
+    assert out["lf_micro_f1"] == 1.0 and out["hf_micro_f1"] == 1.0
+    assert M.frequency_groups(freq, eligible=np.zeros(20, bool))[1].size == 0
+
+
+def _reference_top(scores: np.ndarray, k: int) -> list[list[int]]:
+    """Straightforward ranking: sort each row's (-score, column) pairs."""
+    return [[j for _, j in sorted((-float(v), j) for j, v in enumerate(row))[:k]] for row in scores]
+
+
+def _reference_p_ndcg(y: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, float]:
+    ps, ns = [], []
+    for row_y, top in zip(y, _reference_top(scores, k)):
+        gains = [float(row_y[j]) for j in top]
+        ps.append(sum(gains) / k)
+        dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains))
+        ideal = sum(1 / math.log2(r + 2) for r in range(min(k, int(row_y.sum()))))
+        ns.append(dcg / ideal if ideal else 0.0)
+    return float(np.mean(ps)), float(np.mean(ns))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8, np.int16])
+def test_ranking_ties_break_by_lower_column(dtype) -> None:
+    rng = np.random.default_rng(11)
+    y = (rng.random((200, 9)) < 0.3).astype(np.int8)
+    scores = rng.integers(0, 3, size=(200, 9)).astype(dtype)  # three values: ties everywhere
+    out = M.evaluate(y, y, scores=scores, ks=(1, 3, 5))
+    for k in (1, 2, 3, 5, 9, 12):
+        p_ref, n_ref = _reference_p_ndcg(y, scores, k)
+        assert M.precision_at_k(y, scores, k) == pytest.approx(p_ref, abs=TOL)
+        assert M.ndcg_at_k(y, scores, k) == pytest.approx(n_ref, abs=TOL)
+        if k in (1, 3, 5):  # one selection at max(ks) agrees with each separate call
+            assert out[f"p_at_{k}"] == pytest.approx(p_ref, abs=TOL)
+            assert out[f"ndcg_at_{k}"] == pytest.approx(n_ref, abs=TOL)
+
+
+def test_all_tied_scores_rank_columns_in_order() -> None:
+    y = np.array([[0, 0, 1, 1], [1, 0, 0, 0]])
+    scores = np.zeros((2, 4))
+    assert M.precision_at_k(y, scores, 1) == 0.5  # row 0 ranks column 0 first (false), row 1 too (true)
+    assert M.precision_at_k(y, scores, 3) == pytest.approx((1 / 3 + 1 / 3) / 2)

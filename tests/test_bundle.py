@@ -1,0 +1,149 @@
+"""A report renders from its bundle alone, byte for byte, and every metric of runs.csv recomputes from predictions/."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from mlbench.bundle import Bundle
+from mlbench.metrics import frequency_groups
+from mlbench.reporting import render_report, write_report
+from mlbench.tracking import Tracker
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "reports" / "reuters"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A tiny store: br (defaults, seeds 0-2, and --param C=10 seed 0) and pcc (seeds 0-1) on synthetic,
+    br on synthetic-trim2 too."""
+    import os
+
+    from mlbench.registry import get_method, get_task
+    from mlbench.runner import run_once
+
+    root = tmp_path_factory.mktemp("store")
+    os.environ["MLBENCH_NO_PROGRESS"] = "1"
+    tracker = Tracker(f"sqlite:///{root / 'mlflow.db'}", artifact_dir=root / "mlartifacts")
+    task, trim = get_task("synthetic"), get_task("synthetic-trim2")
+    br, pcc = get_method("br"), get_method("pcc")
+    for seed in (0, 1, 2):
+        run_once(br, task, {}, seed, "cpu", tracker, preset="small", progress=False)
+        run_once(br, trim, {}, seed, "cpu", tracker, preset="small", progress=False)
+    run_once(br, task, {"C": 10}, 0, "cpu", tracker, preset="small", progress=False)
+    for seed in (0, 1):
+        run_once(pcc, task, {"beam_width": 3}, seed, "cpu", tracker, preset="small", progress=False)
+    out = root / "report"
+    write_report(tracker, out, "synthetic", command="mlbench report --task synthetic", n_resamples=100)
+    return tracker, out
+
+
+def test_report_rerenders_byte_for_byte_from_the_bundle(store, tmp_path):
+    _, out = store
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # elsewhere, and with no store in reach
+    (copy / "README.md").unlink()
+    render_report(copy)
+    assert (copy / "README.md").read_bytes() == (out / "README.md").read_bytes()
+    for fig in ("figure1_trim.png", "figure2_hf_lf.png"):
+        assert (copy / fig).read_bytes() == (out / fig).read_bytes()
+    # the command line does the same into another folder
+    from mlbench.cli import main
+
+    assert main(["report", "--from", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "README.md").read_bytes() == (out / "README.md").read_bytes()
+    assert main(["report", "--from", str(tmp_path / "nothing-here")]) == 1
+
+
+def test_rows_are_configurations_and_runs_csv_holds_the_identity(store):
+    _, out = store
+    text = (out / "README.md").read_text()
+    assert "| br [defaults] | 3 |" in text and "| br [--param C=10] | 1 |" in text
+    assert "| pcc | 2 |" in text  # one configuration of pcc: the row is the method
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert len(rows) == 3 + 3 + 1 + 2
+    for row in rows:
+        assert len(row["config_digest"]) == 12 and len(row["code_digest"]) == 12 and row["git_commit"]
+        assert row["predictions"] and (out / row["predictions"]).is_file()
+    br_digests = {r["config_digest"] for r in rows if r["method"] == "br" and r["task"] == "synthetic"}
+    assert len(br_digests) == 2
+    assert len({r["code_digest"] for r in rows if r["method"] == "br"}) == 1
+    # Figure 1: br defaults at k = 0 and k = 2 over the same seeds; the C=10 run (one k only) is left out
+    assert "`br [defaults]`: seeds 0, 1, 2, preset small, defaults" in text
+    assert "Micro-F1 by the labels' number of training documents" in text and "test pos.)" in text
+
+
+def test_config_filter_picks_runs_on_purpose(store, tmp_path):
+    tracker, _ = store
+    write_report(tracker, tmp_path / "d", "synthetic", n_resamples=50, config="default")
+    rows = list(csv.DictReader(open(tmp_path / "d" / "runs.csv")))
+    assert {(r["method"], r["config_label"]) for r in rows} == {("br", "defaults")}
+    digest = next(r["config_digest"] for r in csv.DictReader(open(store[1] / "runs.csv")) if r["config_label"] == "--param C=10")
+    write_report(tracker, tmp_path / "c", "synthetic", n_resamples=50, config=digest[:8])
+    assert {r["config_label"] for r in csv.DictReader(open(tmp_path / "c" / "runs.csv"))} == {"--param C=10"}
+
+
+def recompute(bundle: Bundle, row: dict[str, str]) -> dict[str, float]:
+    """Every metric of a runs.csv row, from the bundle's files, with scikit-learn (and hand counts for P@k)."""
+    truth = bundle.truth(row["task"])
+    pred, top = bundle.predictions(row["run_id"])
+    y, p = truth.Y.toarray(), pred.toarray()
+    out = {
+        "hamming_loss": skm.hamming_loss(y, p),
+        "subset_01_loss": 1 - skm.accuracy_score(y, p),
+        "micro_precision": skm.precision_score(y, p, average="micro", zero_division=0),
+        "micro_recall": skm.recall_score(y, p, average="micro", zero_division=0),
+        "micro_f1": skm.f1_score(y, p, average="micro", zero_division=0),
+        "macro_f1": skm.f1_score(y, p, average="macro", zero_division=0),
+        "example_f1": skm.f1_score(y, p, average="samples", zero_division=0),
+    }
+    hf, lf = frequency_groups(truth.train_frequency, eligible=y.sum(axis=0) > 0)
+    for name, cols in (("hf", hf), ("lf", lf)):
+        out[f"{name}_micro_f1"] = skm.f1_score(y[:, cols], p[:, cols], average="micro", zero_division=0)
+        out[f"{name}_macro_f1"] = skm.f1_score(y[:, cols], p[:, cols], average="macro", zero_division=0)
+    if top is not None:
+        for k in (1, 3, 5):
+            gains = np.take_along_axis(y, top[:, :k], axis=1)
+            out[f"p_at_{k}"] = gains.sum(axis=1).mean() / k
+            disc = 1 / np.log2(np.arange(2, k + 2))
+            ideal = np.array([disc[: min(k, int(n))].sum() for n in y.sum(axis=1)])
+            dcg = gains @ disc[: gains.shape[1]]
+            out[f"ndcg_at_{k}"] = float(np.mean(np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)))
+    return out
+
+
+def check_bundle_metrics(root: Path) -> int:
+    bundle = Bundle(root)
+    checked = 0
+    for row in bundle.rows():
+        if not row["predictions"]:
+            continue
+        again = recompute(bundle, row)
+        for name, value in again.items():
+            logged = row.get(f"test_{name}", "")
+            if logged:
+                assert float(logged) == pytest.approx(value, abs=1e-9), (row["run_id"], name)
+                checked += 1
+    return checked
+
+
+def test_every_metric_recomputes_from_the_predictions(store):
+    _, out = store
+    assert check_bundle_metrics(out) >= 9 * 11  # nine runs, eleven set metrics each at least
+
+
+@pytest.mark.skipif(not (COMMITTED / "runs.csv").exists(),
+                    reason="reports/reuters has no bundle yet (regenerate it with benchmarks/reuters_report.sh)")
+def test_committed_reuters_report_rerenders_and_recomputes(tmp_path):
+    copy = tmp_path / "reuters"
+    shutil.copytree(COMMITTED, copy)
+    render_report(copy)
+    assert (copy / "README.md").read_bytes() == (COMMITTED / "README.md").read_bytes()
+    assert check_bundle_metrics(COMMITTED) > 0
