@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, fit_binary_lr, make_vectorizer, sigmoid, suggest_tfidf
+from mlbench.api import FitContext, Method, Param, Split, as_binary_csr
+from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS, fit_binary_lr, make_vectorizer, sigmoid, suggest_tfidf
 from mlbench.progress import progress
 
 
@@ -26,6 +26,12 @@ class BinaryRelevance(Method):
         "C": 300.0,
         "class_weight": None,
         "threshold": 0.5,
+    }
+    param_specs = {
+        **TFIDF_SPECS,
+        "C": Param("float", low=0, low_open=True),
+        "class_weight": Param("choice", choices=("balanced",), none_ok=True),
+        "threshold": Param("float", low=0, high=1, low_open=True, high_open=True),
     }
     presets = {"small": {}, "paper": {}}  # linear models need no size preset
 

@@ -6,12 +6,23 @@ from typing import Any
 
 import numpy as np
 
+from mlbench.api import Param
+
 #: Hyperparameters of the TF-IDF featurisation, shared by every linear method.
 TFIDF_DEFAULTS: dict[str, Any] = {
     "max_ngram": 2,
     "min_df": 2,
     "max_features": 200_000,
     "sublinear_tf": True,
+}
+
+
+#: Types and ranges of :data:`TFIDF_DEFAULTS` (``max_features`` null: every term).
+TFIDF_SPECS: dict[str, Param] = {
+    "max_ngram": Param("int", low=1),
+    "min_df": Param("int", low=1),
+    "max_features": Param("int", low=1, none_ok=True),
+    "sublinear_tf": Param("bool"),
 }
 
 

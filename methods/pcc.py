@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, fit_binary_lr, make_vectorizer, suggest_tfidf
+from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
+from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS, fit_binary_lr, make_vectorizer, suggest_tfidf
 from mlbench.progress import progress
 
 #: Documents decoded at once: bounds the beam state (chunk x beam x labels floats) on large test sets.
@@ -84,6 +84,13 @@ class ProbabilisticClassifierChain(Method):
         "C": 300.0,
         "beam_width": 5,
         "order": "frequency",
+    }
+    # "order": a policy or a comma list of label names, which only the task can check (at fit time)
+    param_specs = {
+        **TFIDF_SPECS,
+        "C": Param("float", low=0, low_open=True),
+        "beam_width": Param("int", low=1),
+        "order": Param("str"),
     }
     # Linear models need no size preset; "paper" decodes with a wider beam at twice the decoding cost
     # (on Reuters b=5 already finds what b=10 finds: reports/performance/linear_methods.md).

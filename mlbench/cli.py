@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mlbench import __version__
-from mlbench.api import MlbenchError
+from mlbench.api import MlbenchError, UsageError
 from mlbench.registry import UnknownNameError
 
 log = logging.getLogger("mlbench")
-
-
-class UsageError(MlbenchError):
-    """Bad command-line input (exit status 2)."""
 
 
 def parse_value(text: str) -> Any:
@@ -85,10 +81,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlbench.registry import get_method, get_task
     from mlbench.runner import format_summary, log_aggregate, resolve_device, run_once
 
+    from mlbench.api import validate_params
+    from mlbench.registry import check_task_name
+
     method_cls = get_method(args.method)
     params = parse_params(args.param)
-    method_cls(preset=args.preset, **params)  # validate the parameters before loading any data
+    validate_params(method_cls, args.preset, params)  # types and ranges, before loading any data
+    method_cls(preset=args.preset, **params)  # the method's own cross-parameter checks
+    _check_seeds(args.seeds)
     _check_tuning_options(args)
+    check_task_name(args.task)
+    _check_data_dir(args.data_dir)
     device = resolve_device(args.device, method_cls)
     task = get_task(args.task, data_dir=args.data_dir)
     print(
@@ -178,9 +181,24 @@ def _check_tuning_options(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be positive (seconds)")
 
 
-def cmd_data(args: argparse.Namespace) -> int:
-    from mlbench.registry import get_task
+def _check_seeds(seeds: Sequence[int] | None) -> None:
+    for seed in seeds or ():
+        if not 0 <= seed < 2**32:  # numpy's generators take seeds in [0, 2**32)
+            raise UsageError(f"--seeds: {seed} is not a seed; seeds are integers in [0, {2**32 - 1}]")
+    if seeds and len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds lists a seed twice: {' '.join(map(str, seeds))}")
 
+
+def _check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is a file, not a folder")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mlbench.registry import check_task_name, get_task
+
+    check_task_name(args.task)
+    _check_data_dir(args.data_dir)
     task = get_task(args.task, data_dir=args.data_dir)
     if args.action == "fetch":
         print(f"{task.name}: ready ({len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
@@ -206,7 +224,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from mlbench.contract import run_contract
     from mlbench.registry import get_method, method_origin
 
+    from mlbench.api import validate_params
+
     method_cls = get_method(args.method)
+    validate_params(method_cls, None, parse_params(args.param))
     print(f"checking method {args.method!r} from {method_origin(args.method)} against the mlbench contract "
           "(tiny synthetic task)")
 
@@ -222,7 +243,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mlbench.bench import load_suite, run_suite
+    from mlbench.bench import load_suite, run_suite, validate_suite
 
     suite = load_suite(args.suite)
     if args.seeds:
@@ -233,6 +254,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         suite.tasks = list(args.tasks)
     if args.preset:
         suite.preset = args.preset
+    validate_suite(suite)  # every method, parameter and task name before the store or any data is opened
     cells = suite.cells()
     print(f"suite {suite.name}: {len(suite.methods)} methods x {len(suite.tasks)} tasks x {len(suite.seeds)} seeds "
           f"= {len(cells)} cells (preset {suite.preset})", file=sys.stderr)

@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -215,13 +216,59 @@ def split_task_name(name: str, datasets: list[str]) -> tuple[str, list[str]]:
     )
 
 
+_TRIM_TOKEN = re.compile(r"^trim([1-9][0-9]*)$")
+_VARIANTS_HELP = "variants are -shuffled and -trim<k> with k >= 1, each at most once (e.g. reuters-shuffled, reuters-trim10)"
+
+
+def check_variants(name: str, variants: list[str]) -> None:
+    """Reject a malformed or redundant variant list of task ``name`` (exit status 2), before any load.
+
+    Each spelling of a task must be its only one, since the name goes into run tags and report
+    tables: ``trim0`` (nothing trimmed: the base task), ``trim05`` (``trim5``), a variant given
+    twice (``-shuffled-shuffled``) or two trims (``-trim10-trim5``) are rejected, not read as new tasks.
+    """
+    seen: dict[str, str] = {}
+    rest = list(variants)
+    while rest:
+        token = rest.pop(0)
+        if token == "shuffled":
+            kind = "shuffled"
+        elif _TRIM_TOKEN.match(token):
+            kind = "trim"
+        elif token == "trim" and rest and rest[0].isdigit():  # reuters-trim-5
+            raise UnknownNameError(f"task {name!r}: malformed variant 'trim-{rest[0]}'; {_VARIANTS_HELP}")
+        elif re.fullmatch(r"trim0+", token):
+            raise UnknownNameError(f"task {name!r}: {token} trims nothing (use the base task); {_VARIANTS_HELP}")
+        elif re.fullmatch(r"trim0[0-9]+", token):
+            raise UnknownNameError(f"task {name!r}: write {token} as trim{int(token[4:])}; {_VARIANTS_HELP}")
+        else:
+            raise UnknownNameError(f"task {name!r}: unknown task variant {token!r}; {_VARIANTS_HELP}")
+        if kind in seen:
+            raise UnknownNameError(f"task {name!r}: {seen[kind]} and {token} are both given; {_VARIANTS_HELP}")
+        seen[kind] = token
+
+
+def check_task_name(name: str) -> None:
+    """Raise :class:`UnknownNameError` unless ``name`` is a registered dataset with well-formed variants.
+
+    Loads nothing but the dataset list. A name that is a path (a task read from files) is left to
+    its reader.
+    """
+    if os.sep in name or Path(name).exists():
+        return
+    found = _resolve(TASK_GROUP)
+    ds_name, variants = split_task_name(name, list(found))
+    check_variants(name, variants)
+
+
 def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_kwargs: Any) -> Task:
     """Load a task by name: a dataset followed by variants, e.g. ``reuters-shuffled``."""
     from mlbench.tasks.variants import apply_variant, parse_variant
 
     found = _resolve(TASK_GROUP)
     ds_name, variants = split_task_name(name, list(found))
-    for v in variants:  # validate every token before any expensive load
+    check_variants(name, variants)  # validate every token before any expensive load
+    for v in variants:
         parse_variant(v)
     dataset_cls = found[ds_name].load()
     task = dataset_cls(**dataset_kwargs).load(data_dir=data_dir, seed=seed)

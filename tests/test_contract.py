@@ -22,7 +22,7 @@ def test_method_contract(name):
     results = run_contract(get_method(name))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, "\n".join(failed)
-    assert len(results) == 9
+    assert len(results) == 10
 
 
 class _ShiftedColumns(get_method("br")):

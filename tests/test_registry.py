@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -226,3 +227,25 @@ def test_list_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "br " in proc.stdout and "reuters" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("reuters-trim-5", "malformed variant 'trim-5'"),
+        ("reuters-trim0", "trim0 trims nothing"),
+        ("reuters-trim05", "write trim05 as trim5"),
+        ("reuters-shuffled-shuffled", "shuffled and shuffled are both given"),
+        ("reuters-trim10-trim5", "trim10 and trim5 are both given"),
+        ("reuters-", "unknown task variant ''"),
+    ],
+)
+def test_malformed_or_redundant_variants_are_rejected_before_loading(name, message):
+    # check_task_name reads no data: it is what the CLI calls before opening anything
+    with pytest.raises(UnknownNameError, match=re.escape(message)):
+        registry.check_task_name(name)
+
+
+def test_well_formed_variants_pass_the_name_check():
+    for name in ("reuters", "rcv1-trim10-shuffled", "synthetic-shuffled-trim3"):
+        registry.check_task_name(name)
