@@ -21,13 +21,14 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+from mlbench import DIST_NAME
 from mlbench.api import Dataset, Method, MlbenchError, Task
 
 log = logging.getLogger(__name__)
 
 METHOD_GROUP = "mlbench.methods"
 TASK_GROUP = "mlbench.tasks"
-BUILTIN_DIST = "mlbench"
+BUILTIN_DIST = DIST_NAME
 AUTOLOAD_ENV = "MLBENCH_DISABLE_PLUGIN_AUTOLOAD"
 
 # Classes registered from ``--plugin file.py``: group -> name -> class.

@@ -57,7 +57,7 @@ def test_builtins_come_through_entry_points():
     names = registry.method_names()
     assert "br" in names
     found, _ = registry.entries(registry.METHOD_GROUP)
-    assert found["br"].source == "mlbench" and found["br"].entry_point is not None
+    assert found["br"].source == registry.BUILTIN_DIST and found["br"].entry_point is not None
     assert {"reuters", "rcv1", "synthetic"} <= set(registry.dataset_names())
 
 
@@ -75,7 +75,7 @@ def test_broken_plugin_is_a_warning_row_and_clash_is_named(fake_plugins):
     broken = next(r for r in rows if r.name == "broken")
     assert broken.status.startswith("WARNING") and "not installed" in broken.status
     # the built-in keeps its name; the clashing distribution is named in a warning
-    assert next(r for r in rows if r.name == "br").source == "mlbench"
+    assert next(r for r in rows if r.name == "br").source == registry.BUILTIN_DIST
     assert any("mlbench_broken" in w and "'br'" in w for w in warnings)
     with pytest.raises(MlbenchError, match="mlbench_broken"):
         registry.get_method("broken")
@@ -177,7 +177,7 @@ def test_list_survives_broken_plugins_through_the_cli(fake_plugins, bad_plugins,
     assert "br " in proc.stdout and "echo-br" in proc.stdout and "[mlbench_echo]" in proc.stdout
     broken = next(line for line in proc.stdout.splitlines() if line.strip().startswith("broken "))
     assert "WARNING" in broken and "not installed" in broken and "[mlbench_broken]" in broken
-    assert "clashes with distribution 'mlbench'" in proc.stderr
+    assert "clashes with distribution 'mlbench-harness'" in proc.stderr
     # and with autoload off, only built-ins, no warning
     quiet = _cli(["list"], cwd=tmp_path, extra_path=tmp_path, env={"MLBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert quiet.returncode == 0 and "echo-br" not in quiet.stdout and "broken" not in quiet.stdout
