@@ -106,7 +106,7 @@ def load_suite(spec: str) -> Suite:
         return NAMED_SUITES[spec]()
     path = Path(spec)
     if not path.is_file():
-        raise MlbenchError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
+        raise UsageError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
     import yaml
 
     try:

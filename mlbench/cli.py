@@ -17,7 +17,7 @@ try:  # Ctrl-C while the libraries load: a line, not a traceback
     import shutil
     import subprocess
     from pathlib import Path
-    from typing import Any, Sequence
+    from typing import Any, NoReturn, Sequence
 
     from mlbench import __version__
     from mlbench.api import MlbenchError, UsageError
@@ -417,8 +417,15 @@ def _default_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one ``mlbench: error:`` line (exit 2), not the usage block."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"mlbench: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlbench", description="Benchmark harness for multi-label classification."
     )
     parser.add_argument("--version", action="version", version=f"mlbench {__version__}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbench import DIST_NAME
-from mlbench.api import Dataset, Method, MlbenchError, Task
+from mlbench.api import Dataset, Method, MlbenchError, Task, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def load_plugin_file(path: str | Path) -> list[str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise MlbenchError(f"plugin file {path} does not exist")
+        raise UsageError(f"plugin file {path} does not exist" if not path.exists() else f"plugin file {path} is not a file")
     module_name = f"mlbench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
