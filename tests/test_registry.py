@@ -249,3 +249,45 @@ def test_malformed_or_redundant_variants_are_rejected_before_loading(name, messa
 def test_well_formed_variants_pass_the_name_check():
     for name in ("reuters", "rcv1-trim10-shuffled", "synthetic-shuffled-trim3"):
         registry.check_task_name(name)
+
+
+@pytest.fixture
+def rival_plugins(tmp_path, monkeypatch):
+    """Two third-party distributions that both declare the method name ``twin``."""
+    for dist in ("mlbench_zeta", "mlbench_alpha"):
+        _install_fake_distribution(
+            tmp_path / dist,
+            dist,
+            f"[mlbench.methods]\ntwin = {dist}_mod:Twin\n",
+            {f"{dist}_mod": PLUGIN_MODULE.replace("class EchoBR", "class Twin").replace('"echo-br"', '"twin"')},
+        )
+        monkeypatch.syspath_prepend(str(tmp_path / dist))
+    monkeypatch.delenv(registry.PREFER_ENV, raising=False)
+    return tmp_path
+
+
+def test_two_distributions_declaring_one_name_is_an_error_naming_both(rival_plugins):
+    with pytest.raises(MlbenchError) as info:
+        registry.get_method("twin")
+    message = str(info.value)
+    # sorted by name, whatever the install (sys.path) order
+    assert "'twin' is declared by distributions 'mlbench_alpha', 'mlbench_zeta'" in message
+    assert f"{registry.PREFER_ENV}=mlbench_alpha" in message
+    row = next(r for r in registry.describe_all()[0] if r.name == "twin")
+    assert row.status.startswith("WARNING") and "mlbench_zeta" in row.status
+    assert registry.get_method("br").name == "br"  # the other names are untouched
+
+
+def test_a_preferred_distribution_wins_a_clash_with_a_warning(rival_plugins, monkeypatch, caplog):
+    monkeypatch.setenv(registry.PREFER_ENV, "mlbench_zeta")
+    monkeypatch.setattr(registry, "_warned", set())
+    with caplog.at_level("WARNING", logger="mlbench.registry"):
+        assert registry.get_method("twin").__module__ == "mlbench_zeta_mod"
+    assert any("ignoring 'mlbench_alpha'" in r.getMessage() for r in caplog.records)
+
+
+def test_a_clash_warning_appears_only_when_its_name_is_used(fake_plugins, caplog, monkeypatch):
+    monkeypatch.setattr(registry, "_warned", set())
+    with caplog.at_level("WARNING", logger="mlbench.registry"):
+        registry.get_method("pcc")  # mlbench_broken's clash is about br
+    assert not [r for r in caplog.records if "clashes" in r.getMessage()]
