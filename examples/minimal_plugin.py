@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, Split, as_binary_csr
+from mlbench.api import FitContext, Method, Param, Split, as_binary_csr
 
 
 class Ridge(Method):
     name = "ridge"
     description = "Ridge regression on TF-IDF features, one output per label, thresholded"
     defaults = {"alpha": 1.0, "threshold": 0.3}
+    param_specs = {
+        "alpha": Param("float", low=0, low_open=True),
+        "threshold": Param("float", low=0, high=1, low_open=True, high_open=True),
+    }
     presets = {"small": {}, "paper": {}}  # nothing to scale
 
     @classmethod

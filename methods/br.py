@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, Split, as_binary_csr
+from mlbench.api import FitContext, Method, Param, Split, as_binary_csr
 from mlbench.methods.features import tfidf_features
 from mlbench.methods.linear import (
     TFIDF_DEFAULTS,
+    TFIDF_SPECS,
     cached_model,
     fit_binary_relevance,
     labels_digest,
@@ -34,6 +35,12 @@ class BinaryRelevance(Method):
         "C": 300.0,
         "class_weight": None,
         "threshold": 0.5,
+    }
+    param_specs = {
+        **TFIDF_SPECS,
+        "C": Param("float", low=0, low_open=True),
+        "class_weight": Param("choice", choices=("balanced",), none_ok=True),
+        "threshold": Param("float", low=0, high=1, low_open=True, high_open=True),
     }
     presets = {"small": {}, "paper": {}}  # linear models need no size preset
 

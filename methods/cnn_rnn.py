@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mlbench.methods.neural.method import NEURAL_DEFAULTS, LabelSequenceMethod
+from mlbench.api import Param
+from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC, LabelSequenceMethod
 
 
 class CNNRNN(LabelSequenceMethod):
@@ -47,6 +48,14 @@ class CNNRNN(LabelSequenceMethod):
         # (not only through the LSTM's initial state); without it CNN-RNN was at valid micro-F1
         # 0.69 after 8 epochs on Reuters where XML-CNN was at 0.84
         "document_at_output": True,
+    }
+    param_specs: ClassVar[dict[str, Param]] = {
+        **NEURAL_SPECS,
+        **{key: SIZE_SPEC for key in ("embedding_dim", "filters", "hidden", "layers", "label_embedding_dim", "beam_size")},
+        "windows": Param("int_list", low=1),
+        "dropout": DROPOUT_SPEC,
+        "embedding_dropout": DROPOUT_SPEC,
+        "document_at_output": Param("bool"),
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {},

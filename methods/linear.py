@@ -26,6 +26,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from mlbench.api import Param
+
 #: Hyperparameters of the TF-IDF featurisation, shared by every linear method.
 TFIDF_DEFAULTS: dict[str, Any] = {
     "max_ngram": 2,
@@ -40,6 +42,15 @@ SOLVER_TOL = 1e-4
 THREADS_ENV = "MLBENCH_LINEAR_THREADS"
 #: Bias of a label whose training column is constant: saturates the sigmoid at that constant.
 CONSTANT_BIAS = 20.0
+
+
+#: Types and ranges of :data:`TFIDF_DEFAULTS` (``max_features`` null: every term).
+TFIDF_SPECS: dict[str, Param] = {
+    "max_ngram": Param("int", low=1),
+    "min_df": Param("int", low=1),
+    "max_features": Param("int", low=1, none_ok=True),
+    "sublinear_tf": Param("bool"),
+}
 
 
 def make_vectorizer(params: dict[str, Any]):

@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
+from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
 from mlbench.methods.features import tfidf_features
 from mlbench.methods.linear import (
     TFIDF_DEFAULTS,
+    TFIDF_SPECS,
     LiblinearRows,
     cached_model,
     fit_lr_rows,
@@ -132,6 +133,13 @@ class ProbabilisticClassifierChain(Method):
         "C": 300.0,
         "beam_width": 5,
         "order": "frequency",
+    }
+    # "order": a policy or a comma list of label names, which only the task can check (at fit time)
+    param_specs = {
+        **TFIDF_SPECS,
+        "C": Param("float", low=0, low_open=True),
+        "beam_width": Param("int", low=1),
+        "order": Param("str"),
     }
     # Linear models need no size preset; "paper" decodes with a wider beam at twice the decoding cost
     # (on Reuters b=5 already finds what b=10 finds: reports/performance/linear_methods.md).

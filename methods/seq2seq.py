@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mlbench.methods.neural.method import NEURAL_DEFAULTS, LabelSequenceMethod
+from mlbench.api import Param
+from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC, LabelSequenceMethod
 
 #: Hyperparameters that fix the network's shape (and the text pipeline feeding it).
 SGM_ARCHITECTURE = (
@@ -60,6 +61,16 @@ SGM_DEFAULTS: dict[str, Any] = {
     "embedding_dropout": 0.2,
     "global_embedding": True,
     "beam_size": 5,
+}
+
+#: Types and ranges of :data:`SGM_DEFAULTS`.
+SGM_SPECS: dict[str, Param] = {
+    **NEURAL_SPECS,
+    **{key: SIZE_SPEC for key in ("embedding_dim", "encoder_hidden", "encoder_layers", "decoder_hidden",
+                                  "decoder_layers", "label_embedding_dim", "attention_dim", "beam_size")},
+    "dropout": DROPOUT_SPEC,
+    "embedding_dropout": DROPOUT_SPEC,
+    "global_embedding": Param("bool"),
 }
 
 SGM_PAPER: dict[str, Any] = {
@@ -105,6 +116,7 @@ class Seq2Seq(LabelSequenceMethod):
     name = "seq2seq"
     description = "Seq2Seq (SGM): bi-LSTM encoder, attention LSTM label-sequence decoder, masked beam search (Yang et al. 2018)"
     defaults: ClassVar[dict[str, Any]] = dict(SGM_DEFAULTS)
+    param_specs: ClassVar[dict[str, Param]] = dict(SGM_SPECS)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"small": {}, "paper": dict(SGM_PAPER)}
     contract_params: ClassVar[dict[str, Any]] = dict(SGM_CONTRACT)
 

@@ -39,7 +39,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mlbench.api import FitContext, MlbenchError, Split
+from mlbench.api import FitContext, MlbenchError, Param, Split
 from mlbench.methods.neural.method import CONFIG_FILE, MODEL_FILE
 from mlbench.methods.neural.text import Vocabulary
 from mlbench.methods.seq2seq import SGM_ARCHITECTURE, SGM_CONTRACT, SGM_PAPER, Seq2Seq
@@ -90,6 +90,19 @@ class Seq2Set(Seq2Seq):
         "rl_dropout": False,
         "reward": "f1",
         "reward_mix": 0.5,  # weight of F1 in the "mix" reward
+    }
+    param_specs: ClassVar[dict[str, Param]] = {
+        **Seq2Seq.param_specs,
+        "init_from": Param("str", none_ok=True),
+        "rl_epochs": Param("int", low=1),
+        "rl_lr": Param("float", low=0, low_open=True),
+        "rl_clip_norm": Param("float", low=0, none_ok=True),
+        "rl_patience": Param("int", low=1, none_ok=True),
+        "rl_samples": Param("int", low=1),
+        "rl_temperature": Param("float", low=0, low_open=True),
+        "rl_dropout": Param("bool"),
+        "reward": Param("choice", choices=REWARDS),
+        "reward_mix": Param("float", low=0, high=1),
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # 4 samples per document: the best validation and test figures of the RL settings measured on

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mlbench.api import FitContext, Split
-from mlbench.methods.neural.method import NEURAL_DEFAULTS, NeuralMethod
+from mlbench.api import FitContext, Param, Split
+from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC, NeuralMethod
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,19 @@ class XMLCNN(NeuralMethod):
         # every document also gets its min_labels best-scored labels, whatever the threshold
         # (0: the threshold alone decides, as in the paper)
         "min_labels": 0,
+    }
+    param_specs: ClassVar[dict[str, Param]] = {
+        **NEURAL_SPECS,
+        "embedding_dim": SIZE_SPEC,
+        "windows": Param("int_list", low=1),
+        "filters": SIZE_SPEC,
+        "chunks": SIZE_SPEC,
+        "hidden": SIZE_SPEC,
+        "dropout": DROPOUT_SPEC,
+        "embedding_dropout": DROPOUT_SPEC,
+        "pooling": Param("choice", choices=("document", "padded")),
+        "threshold": Param("float", low=0, high=1, low_open=True, high_open=True, also=("valid",)),
+        "min_labels": Param("int", low=0),
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # minutes on Reuters on 2 CPU cores. At 0.5 the model's recall lagged its precision by

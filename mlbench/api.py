@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ class MlbenchError(Exception):
 
 class DataError(MlbenchError):
     """Missing, corrupt or malformed data."""
+
+
+class UsageError(MlbenchError):
+    """Bad input on the command line or in a suite file (the CLI exits with status 2)."""
 
 
 # --------------------------------------------------------------------------- data
@@ -189,6 +194,129 @@ class Dataset(ABC):
         """Return the base task with the canonical (frequency) label order."""
 
 
+# ---------------------------------------------------------------- parameter specs
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one hyperparameter accepts: a kind, optional bounds, and whether ``None`` is allowed.
+
+    ``kind`` is "int", "float" (ints accepted; inf and nan never), "bool", "str", "choice"
+    (one of ``choices``) or "int_list" (a non-empty list of ints, each within the bounds).
+    ``low``/``high`` bound numbers; ``low_open``/``high_open`` make a bound exclusive. ``also``
+    lists extra literal values accepted besides the kind (e.g. ``"valid"`` for a threshold).
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    none_ok: bool = False
+    also: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        """The allowed values in words, e.g. "a number > 0", "an integer in [1, 5]"."""
+        if self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "str":
+            text = "a string"
+        elif self.kind == "choice":
+            text = "one of " + ", ".join(json.dumps(c) for c in self.choices)
+        else:
+            noun = {"int": "an integer", "float": "a number", "int_list": "a non-empty list of integers"}[self.kind]
+            text = noun + self._range()
+        extras = [json.dumps(a) for a in self.also] + (["null"] if self.none_ok else [])
+        return text + (" or " + " or ".join(extras) if extras else "")
+
+    def _range(self) -> str:
+        lo, hi = self.low, self.high
+        if lo is None and hi is None:
+            return ""
+        if hi is None:
+            return f" {'>' if self.low_open else '>='} {_num(lo)}"
+        if lo is None:
+            return f" {'<' if self.high_open else '<='} {_num(hi)}"
+        return f" in {'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}{')' if self.high_open else ']'}"
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.none_ok
+        if any(value == a and type(value) is type(a) for a in self.also):
+            return True
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "str":
+            return isinstance(value, str)
+        if self.kind == "choice":
+            return any(value == c and type(value) is type(c) for c in self.choices)
+        if self.kind == "int_list":
+            return (isinstance(value, (list, tuple)) and len(value) > 0
+                    and all(_is_int(x) and self._in_range(x) for x in value))
+        if self.kind == "int":
+            return _is_int(value) and self._in_range(value)
+        if self.kind == "float":
+            return _is_number(value) and math.isfinite(value) and self._in_range(value)
+        raise ValueError(f"unknown parameter kind {self.kind!r}")
+
+    def _in_range(self, v: float) -> bool:
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        if self.high is not None and (v >= self.high if self.high_open else v > self.high):
+            return False
+        return True
+
+
+def _num(x: float | None) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def validate_params(
+    method_cls: type["Method"], preset: str | None, params: Mapping[str, Any], given: str = "--param"
+) -> dict[str, Any]:
+    """Merge defaults, preset and explicit values as :class:`Method` does, checking each against the spec.
+
+    Raises :class:`UsageError` naming the parameter, the value and what is allowed, before any
+    data is read; ``given`` says where explicit values came from. A method without ``param_specs`` gets only the name checks (plugins written
+    before specs existed keep working); a spec'd method's undeclared names are not checked.
+    """
+    name = getattr(method_cls, "name", method_cls.__name__)
+    merged = dict(method_cls.defaults)
+    if preset is not None:
+        if preset not in method_cls.presets:
+            raise UsageError(f"method {name!r} has no preset {preset!r}; choose from {', '.join(sorted(method_cls.presets))}")
+        merged.update(method_cls.presets[preset])
+    unknown = sorted(set(params) - set(merged))
+    if unknown:
+        raise UsageError(f"method {name!r} has no parameter {', '.join(unknown)}; known: {', '.join(sorted(merged))}")
+    merged.update(params)
+    specs = method_cls.param_specs
+    for key, value in merged.items():
+        spec = specs.get(key)
+        if spec is not None and not spec.accepts(value):
+            where = given if key in params else f"preset {preset!r}" if preset and key in method_cls.presets[preset] else "default"
+            raise UsageError(f"method {name!r}: {key}={json.dumps(value) if _jsonable(value) else repr(value)} ({where}) "
+                             f"is not allowed; {key} must be {spec.describe()}")
+    return merged
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 # ------------------------------------------------------------------------- methods
 
 
@@ -242,6 +370,9 @@ class Method(ABC):
     #: contract then reports its determinism check as SKIP with this reason instead of FAIL.
     nondeterministic: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    #: Type and range of each default, checked by :func:`validate_params` before any data is read;
+    #: empty (a plugin without a declaration): only the parameter names are checked.
+    param_specs: ClassVar[dict[str, Param]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {"small": {}, "paper": {}}
 
     def __init__(self, preset: str | None = None, **params: Any) -> None:

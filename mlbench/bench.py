@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from mlbench.api import MlbenchError
+from mlbench.api import MlbenchError, UsageError
 from mlbench.tracking import MAX_PARAM_CHARS, TAG_PREFIX, flatten_params
 
 TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
@@ -106,26 +106,76 @@ def load_suite(spec: str) -> Suite:
         return NAMED_SUITES[spec]()
     path = Path(spec)
     if not path.is_file():
-        raise MlbenchError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
+        raise UsageError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
     import yaml
 
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise MlbenchError(f"suite file {path} is not valid YAML: {exc}") from exc
+        raise UsageError(f"suite file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"suite file {path} cannot be read: {exc}") from exc
     if not isinstance(raw, dict) or not raw.get("methods") or not raw.get("tasks"):
-        raise MlbenchError(f"suite file {path} needs 'methods' and 'tasks' lists")
+        raise UsageError(f"suite file {path} needs 'methods' and 'tasks' lists")
     methods = raw["methods"]
     if isinstance(methods, list):
         methods = {m: {} for m in methods}
+    if not isinstance(methods, dict) or not all(p is None or isinstance(p, dict) for p in methods.values()):
+        raise UsageError(f"suite file {path}: 'methods' must be a list of names or a mapping name -> parameters")
+    if not isinstance(raw["tasks"], list):
+        raise UsageError(f"suite file {path}: 'tasks' must be a list of task names")
+    seeds = raw.get("seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+        raise UsageError(f"suite file {path}: 'seeds' must be a list of integers, got {seeds!r}")
     return Suite(
         name=str(raw.get("name") or path.stem),
         methods={str(m): dict(p or {}) for m, p in methods.items()},
         tasks=[str(t) for t in raw["tasks"]],
-        seeds=[int(s) for s in raw.get("seeds", [0, 1, 2])],
+        seeds=list(seeds),
         preset=str(raw.get("preset", "small")),
         base_task=raw.get("base_task"),
     )
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML error on one line, with the line and column where the parser stopped."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def validate_suite(suite: Suite) -> None:
+    """Check every method, parameter, task name and seed of a suite without loading any data.
+
+    Raises :class:`UsageError` (or the registry's unknown-name error) for the first problem, so
+    a typo in the last cell fails before the first cell trains.
+    """
+    from mlbench.api import validate_params
+    from mlbench.registry import check_task_name, get_method
+
+    if not suite.methods or not suite.tasks or not suite.seeds:
+        raise UsageError(f"suite {suite.name}: needs at least one method, one task and one seed")
+    if suite.preset not in ("small", "paper"):
+        raise UsageError(f"suite {suite.name}: preset must be small or paper, got {suite.preset!r}")
+    for seed in suite.seeds:
+        if not 0 <= seed < 2**32:
+            raise UsageError(f"suite {suite.name}: seed {seed} is not in [0, {2**32 - 1}]")
+    model_references(suite)
+    for method, params in suite.methods.items():
+        method_cls = get_method(method)
+        # a "@method" value is a model handed over at run time, not a value of the parameter's type
+        plain = {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith(MODEL_REFERENCE))}
+        unknown = sorted(set(params) - set(plain) - set(method_cls.defaults))
+        if unknown:
+            raise UsageError(f"suite {suite.name}: method {method!r} has no parameter {', '.join(unknown)}")
+        try:
+            validate_params(method_cls, suite.preset, plain, given="in the suite")
+        except UsageError as exc:
+            raise UsageError(f"suite {suite.name}: {exc}") from exc
+    for task in suite.tasks:
+        check_task_name(task)
 
 
 def config_hash(method: str, params: dict[str, Any], preset: str) -> str:

@@ -6,25 +6,27 @@ need them, so ``mlbench list`` and ``mlbench --help`` stay fast.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
-from typing import Any, Sequence
 
-from mlbench import __version__
-from mlbench.api import MlbenchError
-from mlbench.registry import UnknownNameError
+try:  # Ctrl-C while the libraries load: a line, not a traceback
+    import argparse
+    import json
+    import logging
+    import os
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+    from typing import Any, NoReturn, Sequence
+
+    from mlbench import __version__
+    from mlbench.api import MlbenchError, UsageError
+    from mlbench.registry import UnknownNameError
+except KeyboardInterrupt:
+    print("mlbench: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 log = logging.getLogger("mlbench")
-
-
-class UsageError(MlbenchError):
-    """Bad command-line input (exit status 2)."""
 
 
 def parse_value(text: str) -> Any:
@@ -84,13 +86,24 @@ def _load_plugins(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from mlbench.registry import describe_all
+    from mlbench.registry import BUILTIN_DIST, describe_all, load_plugin_file
 
+    # a plugin file that fails to import is a warning row here, as a broken installed plugin is
+    broken: list[tuple[str, str]] = []
+    for path in getattr(args, "plugin", None) or []:
+        try:
+            load_plugin_file(path)
+        except MlbenchError as exc:
+            broken.append((str(path), str(exc)))
     rows, warnings = describe_all()
     for kind in ("method", "task"):
         print(f"{kind}s:")
+        if kind == "method":
+            for path, error in broken:
+                print(f"  {Path(path).name:<14} WARNING: {error}  [plugin file]")
+                warnings.append(error)
         for r in (r for r in rows if r.kind == kind):
-            origin = "" if r.source == "mlbench" else f"  [{r.source}]"
+            origin = "" if r.source == BUILTIN_DIST else f"  [{r.source}]"
             text = r.description if r.status == "ok" else r.status
             print(f"  {r.name:<14} {text}{origin}")
         if kind == "task":
@@ -110,10 +123,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlbench.registry import get_method, get_task
     from mlbench.runner import format_summary, log_aggregate, resolve_device, run_once
 
+    from mlbench.api import validate_params
+    from mlbench.registry import check_task_name
+
     method_cls = get_method(args.method)
     params = parse_params(args.param)
-    method_cls(preset=args.preset, **params)  # validate the parameters before loading any data
+    validate_params(method_cls, args.preset, params)  # types and ranges, before loading any data
+    method_cls(preset=args.preset, **params)  # the method's own cross-parameter checks
+    _check_seeds(args.seeds)
     _check_tuning_options(args)
+    check_task_name(args.task)
+    _check_data_dir(args.data_dir)
     device = resolve_device(args.device, method_cls)
     task = get_task(args.task, data_dir=args.data_dir)
     print(
@@ -203,9 +223,24 @@ def _check_tuning_options(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be positive (seconds)")
 
 
-def cmd_data(args: argparse.Namespace) -> int:
-    from mlbench.registry import get_task
+def _check_seeds(seeds: Sequence[int] | None) -> None:
+    for seed in seeds or ():
+        if not 0 <= seed < 2**32:  # numpy's generators take seeds in [0, 2**32)
+            raise UsageError(f"--seeds: {seed} is not a seed; seeds are integers in [0, {2**32 - 1}]")
+    if seeds and len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds lists a seed twice: {' '.join(map(str, seeds))}")
 
+
+def _check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is a file, not a folder")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mlbench.registry import check_task_name, get_task
+
+    check_task_name(args.task)
+    _check_data_dir(args.data_dir)
     task = get_task(args.task, data_dir=args.data_dir)
     if args.action == "fetch":
         print(f"{task.name}: ready ({len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
@@ -231,7 +266,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from mlbench.contract import run_contract
     from mlbench.registry import get_method, method_origin
 
+    from mlbench.api import validate_params
+
     method_cls = get_method(args.method)
+    validate_params(method_cls, None, parse_params(args.param))
     print(f"checking method {args.method!r} from {method_origin(args.method)} against the mlbench contract "
           "(tiny synthetic task)")
 
@@ -247,7 +285,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mlbench.bench import load_suite, run_suite
+    from mlbench.bench import load_suite, run_suite, validate_suite
 
     suite = load_suite(args.suite)
     if args.seeds:
@@ -259,6 +297,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     suite.tasks = [_canonical_task(t) for t in suite.tasks]  # a path task is stored under one name
     if args.preset:
         suite.preset = args.preset
+    validate_suite(suite)  # every method, parameter and task name before the store or any data is opened
     cells = suite.cells()
     print(f"suite {suite.name}: {len(suite.methods)} methods x {len(suite.tasks)} tasks x {len(suite.seeds)} seeds "
           f"= {len(cells)} cells (preset {suite.preset})", file=sys.stderr)
@@ -327,13 +366,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mlbench.reporting import run_predictions
     from mlbench.stats import paired_bootstrap
 
-    tracker = _tracker(args)
-    sides = []
+    id_lists = []
     for arg in (args.run_a, args.run_b):
         ids = [r for r in (x.strip() for x in arg.split(",")) if r]
         if not ids:
             raise UsageError(f"no run id in {arg!r}")
-        sides.append([(run_id, *run_predictions(tracker, run_id)) for run_id in ids])
+        for run_id in ids:  # before the store is opened: a typo fails at once
+            if not RUN_ID.fullmatch(run_id):
+                raise UsageError(f"{run_id!r} is not an MLflow run id (32 hexadecimal digits, as `mlbench run` prints)")
+        id_lists.append(ids)
+    tracker = _tracker(args)
+    sides = [[(run_id, *run_predictions(tracker, run_id)) for run_id in ids] for ids in id_lists]
     splits = {(task, fp) for side in sides for _, task, fp, _, _ in side}
     if len(splits) > 1:
         listed = ", ".join(f"{t} {f}" for t, f in sorted(splits))
@@ -357,7 +400,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+#: MLflow's run ids: a uuid4 without dashes.
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    import signal
+    import socket
+
     exe = shutil.which("mlflow")
     cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
     cmd += [
@@ -369,11 +419,52 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1-65535, got {args.port}")
+    with socket.socket() as probe:  # a port already held fails here, not in the server's log
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as exc:
+            raise UsageError(f"port {args.port} on 127.0.0.1 is in use ({exc.strerror}); pick another with --port") from exc
     print(f"MLflow UI on http://127.0.0.1:{args.port} over {args.tracking_uri} (Ctrl-C to stop)", file=sys.stderr)
+    # The server forks uvicorn workers and huey consumers: in a session (process group) of its own, the
+    # whole group is ended when mlbench is, however mlbench is stopped (Ctrl-C, TERM, HUP).
+    server = subprocess.Popen(cmd, start_new_session=True)
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return subprocess.call(cmd)
+        return server.wait()
     except KeyboardInterrupt:
+        _end_group(server)
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            _end_group(server)
+
+
+def _end_group(proc: "subprocess.Popen[bytes]", grace_s: float = 10.0) -> None:
+    """TERM a child's process group, then KILL whatever of it is left after ``grace_s``."""
+    import signal
+    import time
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)  # anyone of the group still alive?
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 # ------------------------------------------------------------------- parser
@@ -385,8 +476,15 @@ def _default_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one ``mlbench: error:`` line (exit 2), not the usage block."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"mlbench: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlbench", description="Benchmark harness for multi-label classification."
     )
     parser.add_argument("--version", action="version", version=f"mlbench {__version__}")
@@ -518,9 +616,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Loggers whose INFO lines describe MLflow's own store upkeep (creating and upgrading tables).
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("mlbench: interrupted", file=sys.stderr)
+        return 130
     if hasattr(args, "tracking_uri") and args.tracking_uri is None:
         args.tracking_uri = _default_uri()
     # reports and suites read artifacts back (predictions, saved models): no progress bar per file
@@ -529,8 +635,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        _load_plugins(args)
+        if args.func is not cmd_list:  # list shows a broken plugin file as a row instead
+            _load_plugins(args)
         _apply_task_options(args)
         return int(args.func(args) or 0)
     except (UnknownNameError, UsageError) as exc:

@@ -180,6 +180,26 @@ def _is_binary_csr(m: Any, shape: tuple[int, int]) -> str:
     return ""
 
 
+def param_declaration_problem(method_cls: type[Method]) -> str:
+    """What is wrong with a method's ``param_specs``: a default it leaves out, or a default or preset
+    value outside it; "" when it covers everything. Raises :class:`Skip` for a method with no
+    declaration (it still runs; its values are then checked only at fit time)."""
+    from mlbench.api import validate_params
+
+    specs = getattr(method_cls, "param_specs", {}) or {}
+    if not specs:
+        raise Skip("no param_specs: --param values are checked only when the method is fitted")
+    missing = sorted(set(method_cls.defaults) - set(specs))
+    if missing:
+        return f"param_specs does not declare {', '.join(missing)}"
+    for preset in sorted(method_cls.presets):
+        try:
+            validate_params(method_cls, preset, {})
+        except MlbenchError as exc:
+            return str(exc)
+    return ""
+
+
 def run_contract(
     method_cls: type[Method], params: dict[str, Any] | None = None, on_result: Callable[[CheckResult], None] | None = None
 ) -> list[CheckResult]:
@@ -341,6 +361,7 @@ def run_contract(
         return ""
 
     check("declares name, description and presets", declares)
+    check("param_specs cover every default and preset value", lambda: param_declaration_problem(method_cls))
     check("fit/predict returns a sparse 0/1 matrix of the right shape", fits_and_predicts)
     check(f"learns the easy task in label order (micro-F1 >= {MIN_MICRO_F1})", learns_in_label_order)
     check("each column predicts its own label (no two columns fit better exchanged)", column_identity)

@@ -14,20 +14,24 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from mlbench.api import Dataset, Method, MlbenchError, Task
+from mlbench import DIST_NAME
+from mlbench.api import Dataset, Method, MlbenchError, Task, UsageError
 
 log = logging.getLogger(__name__)
 
 METHOD_GROUP = "mlbench.methods"
 TASK_GROUP = "mlbench.tasks"
-BUILTIN_DIST = "mlbench"
+BUILTIN_DIST = DIST_NAME
 AUTOLOAD_ENV = "MLBENCH_DISABLE_PLUGIN_AUTOLOAD"
+#: Distributions (comma-separated) that win a name two third-party distributions both declare.
+PREFER_ENV = "MLBENCH_PLUGIN_PREFER"
 
 # Classes registered from ``--plugin file.py``: group -> name -> class.
 _local: dict[str, dict[str, type]] = {METHOD_GROUP: {}, TASK_GROUP: {}}
@@ -47,6 +51,10 @@ class Entry:
     entry_point: EntryPoint | None = None
     obj: type | None = None
     error: str | None = None
+    #: Other third-party distributions declaring the same name, none of them preferred: using the name is an error.
+    rivals: tuple[str, ...] = ()
+    #: Clash warnings about this name, logged when the name is used.
+    warnings: tuple[str, ...] = ()
 
     @property
     def builtin(self) -> bool:
@@ -70,6 +78,14 @@ class Entry:
         return MlbenchError(f"plugin {self.name!r} ({where}): {error}")
 
     def load(self) -> type:
+        if self.rivals:
+            kind = "method" if self.group == METHOD_GROUP else "task"
+            dists = ", ".join(repr(d) for d in (self.source, *self.rivals))
+            self.error = f"declared by several distributions ({dists})"
+            raise MlbenchError(
+                f"{kind} name {self.name!r} is declared by distributions {dists}; uninstall all but one, "
+                f"or pick one with {PREFER_ENV}={self.source}"
+            )
         if self.obj is None:
             if self.entry_point is None:  # pragma: no cover - local entries always carry obj
                 raise MlbenchError(f"{self.name} has nothing to load")
@@ -98,31 +114,48 @@ def _autoload_disabled() -> bool:
 def entries(group: str) -> tuple[dict[str, Entry], list[str]]:
     """All entries of ``group`` by name, and warnings about clashes.
 
-    On a name clash the built-in wins, then the first distribution found; the
-    loser is named in a warning.
+    On a name clash the built-in wins (the other distribution is named in a
+    warning). Between third-party distributions no install order decides: a
+    distribution named in ``$MLBENCH_PLUGIN_PREFER`` wins (with a warning);
+    otherwise the entry keeps its rivals and using the name is an error naming
+    them all (``mlbench list`` shows it as a warning row).
     """
     found: dict[str, Entry] = {}
     warnings: list[str] = []
     disabled = _autoload_disabled()
-    eps = sorted(entry_points(group=group), key=lambda ep: (ep.dist.name if ep.dist else "") != BUILTIN_DIST)
+    prefer = [d.strip() for d in os.environ.get(PREFER_ENV, "").split(",") if d.strip()]
+
+    def rank(dist: str) -> tuple[int, int, str]:
+        # the built-in, then preferred distributions in the order given, then by name: never discovery order
+        if dist == BUILTIN_DIST:
+            return (0, 0, dist)
+        return (1, prefer.index(dist), dist) if dist in prefer else (2, 0, dist)
+
+    eps = sorted(entry_points(group=group), key=lambda ep: (rank(ep.dist.name if ep.dist else "?"), ep.name))
     for ep in eps:
         dist = ep.dist.name if ep.dist is not None else "?"
         if disabled and dist != BUILTIN_DIST:
             continue
         if ep.name in found:
-            if found[ep.name].source != dist:
-                warnings.append(
-                    f"{group} name {ep.name!r} from distribution {dist!r} (entry point '{ep.name} = {ep.value}') "
-                    f"clashes with distribution {found[ep.name].source!r}; ignoring {dist!r}"
-                )
+            kept = found[ep.name]
+            if kept.source == dist:
+                continue
+            if rank(kept.source)[0] == 2:  # two third-party distributions, neither preferred nor built-in
+                kept.rivals = (*kept.rivals, dist)
+                continue
+            why = "" if kept.builtin else f" ({PREFER_ENV})"
+            message = (f"{group} name {ep.name!r} from distribution {dist!r} (entry point '{ep.name} = {ep.value}') "
+                       f"clashes with distribution {kept.source!r}; ignoring {dist!r}{why}")
+            warnings.append(message)
+            kept.warnings = (*kept.warnings, message)
             continue
         found[ep.name] = Entry(ep.name, group, dist, entry_point=ep)
     for name, cls in _local[group].items():
         if name in found:
-            warnings.append(
-                f"{group} name {name!r} from plugin file {inspect.getsourcefile(cls)} clashes with "
-                f"{found[name].source!r}; ignoring the file's"
-            )
+            message = (f"{group} name {name!r} from plugin file {inspect.getsourcefile(cls)} clashes with "
+                       f"{found[name].source!r}; ignoring the file's")
+            warnings.append(message)
+            found[name].warnings = (*found[name].warnings, message)
             continue
         found[name] = Entry(name, group, str(inspect.getsourcefile(cls)), obj=cls)
     return found, warnings
@@ -136,7 +169,7 @@ def load_plugin_file(path: str | Path) -> list[str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise MlbenchError(f"plugin file {path} does not exist")
+        raise UsageError(f"plugin file {path} does not exist" if not path.exists() else f"plugin file {path} is not a file")
     module_name = f"mlbench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -165,14 +198,19 @@ def load_plugin_file(path: str | Path) -> list[str]:
 _warned: set[str] = set()
 
 
-def _resolve(group: str) -> dict[str, Entry]:
-    """``entries(group)``, logging each clash warning once per process (``list`` prints them itself)."""
-    found, warnings = entries(group)
-    for w in warnings:
+def _resolve(group: str, name: str | None = None) -> dict[str, Entry]:
+    """``entries(group)``, logging each clash warning about ``name`` once per process (``list`` prints them itself)."""
+    found, _ = entries(group)
+    if name in found:
+        _log_clashes(found[name])
+    return found
+
+
+def _log_clashes(entry: Entry) -> None:
+    for w in entry.warnings:
         if w not in _warned:
             _warned.add(w)
             log.warning(w)
-    return found
 
 
 def method_names() -> list[str]:
@@ -184,7 +222,7 @@ def dataset_names() -> list[str]:
 
 
 def get_method(name: str) -> type[Method]:
-    found = _resolve(METHOD_GROUP)
+    found = _resolve(METHOD_GROUP, name)
     if name not in found:
         raise UnknownNameError(f"unknown method {name!r}; available: {', '.join(sorted(found)) or 'none'}")
     return found[name].load()
@@ -215,6 +253,51 @@ def split_task_name(name: str, datasets: list[str]) -> tuple[str, list[str]]:
     )
 
 
+_TRIM_TOKEN = re.compile(r"^trim([1-9][0-9]*)$")
+_VARIANTS_HELP = "variants are -shuffled and -trim<k> with k >= 1, each at most once (e.g. reuters-shuffled, reuters-trim10)"
+
+
+def check_variants(name: str, variants: list[str]) -> None:
+    """Reject a malformed or redundant variant list of task ``name`` (exit status 2), before any load.
+
+    Each spelling of a task must be its only one, since the name goes into run tags and report
+    tables: ``trim0`` (nothing trimmed: the base task), ``trim05`` (``trim5``), a variant given
+    twice (``-shuffled-shuffled``) or two trims (``-trim10-trim5``) are rejected, not read as new tasks.
+    """
+    seen: dict[str, str] = {}
+    rest = list(variants)
+    while rest:
+        token = rest.pop(0)
+        if token == "shuffled":
+            kind = "shuffled"
+        elif _TRIM_TOKEN.match(token):
+            kind = "trim"
+        elif token == "trim" and rest and rest[0].isdigit():  # reuters-trim-5
+            raise UnknownNameError(f"task {name!r}: malformed variant 'trim-{rest[0]}'; {_VARIANTS_HELP}")
+        elif re.fullmatch(r"trim0+", token):
+            raise UnknownNameError(f"task {name!r}: {token} trims nothing (use the base task); {_VARIANTS_HELP}")
+        elif re.fullmatch(r"trim0[0-9]+", token):
+            raise UnknownNameError(f"task {name!r}: write {token} as trim{int(token[4:])}; {_VARIANTS_HELP}")
+        else:
+            raise UnknownNameError(f"task {name!r}: unknown task variant {token!r}; {_VARIANTS_HELP}")
+        if kind in seen:
+            raise UnknownNameError(f"task {name!r}: {seen[kind]} and {token} are both given; {_VARIANTS_HELP}")
+        seen[kind] = token
+
+
+def check_task_name(name: str) -> None:
+    """Raise :class:`UnknownNameError` unless ``name`` is a registered dataset with well-formed variants.
+
+    Loads nothing but the dataset list. A name that is a path (a task read from files) is left to
+    its reader.
+    """
+    if os.sep in name or Path(name).exists():
+        return
+    found = _resolve(TASK_GROUP)
+    ds_name, variants = split_task_name(name, list(found))
+    check_variants(name, variants)
+
+
 def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_kwargs: Any) -> Task:
     """Load a task by name: a dataset followed by variants, e.g. ``reuters-shuffled``."""
     from mlbench.tasks.variants import apply_variant, parse_variant
@@ -227,7 +310,9 @@ def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_k
         return file_task
     found = _resolve(TASK_GROUP)
     ds_name, variants = split_task_name(name, list(found))
-    for v in variants:  # validate every token before any expensive load
+    _log_clashes(found[ds_name])
+    check_variants(name, variants)  # validate every token before any expensive load
+    for v in variants:
         parse_variant(v)
     dataset_cls = found[ds_name].load()
     task = dataset_cls(**dataset_kwargs).load(data_dir=data_dir, seed=seed)

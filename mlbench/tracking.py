@@ -84,10 +84,12 @@ def versions() -> dict[str, str]:
     """Versions of the interpreter and of the libraries that shape the numbers."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from mlbench import DIST_NAME
+
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for dist in ("mlbench", "numpy", "scipy", "scikit-learn", "torch", "optuna", "mlflow"):
         try:
-            out[dist] = version(dist)
+            out[dist] = version(DIST_NAME if dist == "mlbench" else dist)  # the tag keeps the import name
         except PackageNotFoundError:
             pass
     return out

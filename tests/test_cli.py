@@ -76,7 +76,7 @@ def test_unknown_method_and_task_exit_2_with_one_line(workdir, capsys):
 
 
 def test_bad_param_and_preset(workdir, capsys):
-    assert main(["run", "--method", "br", "--task", "synthetic", "--param", "nonsense=1"]) == 1
+    assert main(["run", "--method", "br", "--task", "synthetic", "--param", "nonsense=1"]) == 2
     assert "has no parameter nonsense" in capsys.readouterr().err
     assert main(["run", "--method", "br", "--task", "synthetic", "--param", "C"]) == 2
 
@@ -96,7 +96,7 @@ def test_data_info(workdir, capsys):
 def test_check_command(workdir, capsys):
     assert main(["check", "br"]) == 0
     out = capsys.readouterr().out
-    assert "11 passed, 0 skipped, 0 failed" in out
+    assert "12 passed, 0 skipped, 0 failed" in out
 
 
 def test_console_script_runs():

@@ -27,7 +27,7 @@ def test_method_contract(name):
     results = run_contract(get_method(name))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, "\n".join(failed)
-    assert len(results) == 11
+    assert len(results) == 12
 
 
 class _ShiftedColumns(get_method("br")):

@@ -88,7 +88,7 @@ def postgres_url():
     try:
         import psycopg2
     except ImportError:
-        pytest.skip("the psycopg2 driver is not installed (pip install 'mlbench[distributed]')")
+        pytest.skip("the psycopg2 driver is not installed (pip install 'mlbench-harness[distributed]')")
     bindir = postgres_bin_dir()
     if bindir is None:
         pytest.skip("PostgreSQL server programs (initdb, pg_ctl) not found; on Debian: apt-get install postgresql")

@@ -94,7 +94,7 @@ def test_installed_distribution_passes_the_contract(site, tmp_path):
     proc = mlbench("check", "ridge", cwd=tmp_path, path=site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "from mlbench-ridge 0.3.1" in proc.stdout
-    assert "FAIL" not in proc.stdout and "10 passed, 1 skipped, 0 failed" in proc.stdout
+    assert "FAIL" not in proc.stdout and "11 passed, 1 skipped, 0 failed" in proc.stdout
 
 
 def test_installed_distribution_runs_and_is_logged_to_mlflow(site, tmp_path):
@@ -133,7 +133,7 @@ def test_minimal_plugin_file_passes_check(tmp_path):
     proc = mlbench("check", "--plugin", str(MINIMAL_PLUGIN), "ridge", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"from plugin file {MINIMAL_PLUGIN}" in proc.stdout
-    assert "10 passed, 1 skipped, 0 failed" in proc.stdout
+    assert "11 passed, 1 skipped, 0 failed" in proc.stdout
 
 
 def test_guide_shows_the_minimal_plugin_verbatim():
@@ -171,8 +171,8 @@ def test_bad_plugin_files_are_one_line_errors(tmp_path):
     clash.write_text(MINIMAL_PLUGIN.read_text().replace('name = "ridge"', 'name = "br"'))
     proc = mlbench("check", "--plugin", str(clash), "br", cwd=tmp_path)
     assert proc.returncode == 0  # the built-in br was checked, and the file's br is named as ignored
-    assert "checking method 'br' from mlbench " in proc.stdout and "(built-in)" in proc.stdout
-    assert f"from plugin file {clash} clashes with 'mlbench'; ignoring the file's" in proc.stderr
+    assert "checking method 'br' from mlbench-harness " in proc.stdout and "(built-in)" in proc.stdout
+    assert f"from plugin file {clash} clashes with 'mlbench-harness'; ignoring the file's" in proc.stderr
 
 
 # ------------------------------------------------------------------------------- omikuji example

@@ -346,3 +346,65 @@ def test_task_default_dir_and_rcv1_subfolder(tmp_path: Path, monkeypatch: pytest
     sgm_copy(tmp_path / "rcv1")
     assert len(RCV1Dataset().load().train) == 4
     assert len(RCV1Dataset().load(tmp_path).train) == 4  # a data home holding rcv1/
+
+
+# ------------------------------------------------------------ copies that are not RCV1
+
+
+def test_empty_test_split_is_an_error(tmp_path: Path) -> None:
+    for itemid in (2286, 2287):
+        write(tmp_path / f"{itemid}newsML.xml", newsitem(itemid, "h", ["p"], ["ECAT"]), encoding="iso-8859-1")
+    with pytest.raises(DataError, match="has no test documents .every item id falls in the training range"):
+        rcv1.read_rcv1(tmp_path)
+
+
+def test_partial_copy_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    xml_copy(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="mlbench.data.rcv1"):
+        rcv1.read_rcv1(tmp_path)
+    assert "partial RCV1 copy" in caplog.text and "3 training documents and 5 topic codes" in caplog.text
+
+
+def test_duplicate_item_ids_are_an_error(tmp_path: Path) -> None:
+    xml_copy(tmp_path)
+    write(tmp_path / "copy" / "2287newsML.xml", newsitem(2287, "again", ["p"], ["ECAT"]), encoding="iso-8859-1")
+    with pytest.raises(DataError, match="1 item id.s. appear twice in train, e.g. 2287"):
+        rcv1.read_rcv1(tmp_path)
+
+
+def test_a_document_in_train_and_test_is_an_error(tmp_path: Path) -> None:
+    lyrl_copy(tmp_path)
+    write(tmp_path / rcv1.LYRL_TEST_PARTS[3], LYRL_PT[3] + "\n.I 2287\n.W\nrat rise again\n")
+    with pytest.raises(DataError, match="item id 2287 is in both train and test"):
+        rcv1.read_rcv1(tmp_path)
+
+
+def test_zipped_daily_archives_are_read_in_place(tmp_path: Path) -> None:
+    import zipfile
+
+    unzipped = xml_copy(tmp_path / "unzipped")
+    (tmp_path / "zipped").mkdir()
+    for day in ("19960820", "19960821", "19970819"):  # as the release ships them: one archive per day
+        with zipfile.ZipFile(tmp_path / "zipped" / f"{day}.zip", "w") as z:
+            for f in sorted((unzipped / day).iterdir()):
+                z.write(f, f.name)
+    assert rcv1.detect_format(tmp_path / "zipped") == "xml"
+    got = rcv1.read_rcv1(tmp_path / "zipped")
+    want = rcv1.read_rcv1(unzipped)
+    assert [(d.id, d.text, d.labels) for d in got[0] + got[2]] == [(d.id, d.text, d.labels) for d in want[0] + want[2]]
+
+
+def test_binary_garbage_in_a_token_file_is_an_error(tmp_path: Path) -> None:
+    lyrl_copy(tmp_path)
+    (tmp_path / rcv1.LYRL_TRAIN).write_bytes(LYRL_TRAIN.encode() + b"\x89PNG\xff\xfe\x00garbage\n")
+    with pytest.raises(DataError, match=r"lyrl2004_tokens_train\.dat:13: not UTF-8 text"):
+        rcv1.read_rcv1(tmp_path)
+
+
+def test_a_stray_xml_file_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    xml_copy(tmp_path)
+    write(tmp_path / "dtds" / "catalog.xml", '<?xml version="1.0"?>\n<catalog><entry/></catalog>\n')
+    with caplog.at_level(logging.WARNING, logger="mlbench.data.rcv1"):
+        train, _, test = rcv1.read_rcv1(tmp_path)
+    assert len(train) == 3 and len(test) == 2
+    assert "skipped 1 file(s) that are not <newsitem> stories, e.g." in caplog.text and "catalog.xml" in caplog.text

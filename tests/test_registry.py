@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -56,7 +57,7 @@ def test_builtins_come_through_entry_points():
     names = registry.method_names()
     assert "br" in names
     found, _ = registry.entries(registry.METHOD_GROUP)
-    assert found["br"].source == "mlbench" and found["br"].entry_point is not None
+    assert found["br"].source == registry.BUILTIN_DIST and found["br"].entry_point is not None
     assert {"reuters", "rcv1", "synthetic"} <= set(registry.dataset_names())
 
 
@@ -74,7 +75,7 @@ def test_broken_plugin_is_a_warning_row_and_clash_is_named(fake_plugins):
     broken = next(r for r in rows if r.name == "broken")
     assert broken.status.startswith("WARNING") and "not installed" in broken.status
     # the built-in keeps its name; the clashing distribution is named in a warning
-    assert next(r for r in rows if r.name == "br").source == "mlbench"
+    assert next(r for r in rows if r.name == "br").source == registry.BUILTIN_DIST
     assert any("mlbench_broken" in w and "'br'" in w for w in warnings)
     with pytest.raises(MlbenchError, match="mlbench_broken"):
         registry.get_method("broken")
@@ -176,7 +177,7 @@ def test_list_survives_broken_plugins_through_the_cli(fake_plugins, bad_plugins,
     assert "br " in proc.stdout and "echo-br" in proc.stdout and "[mlbench_echo]" in proc.stdout
     broken = next(line for line in proc.stdout.splitlines() if line.strip().startswith("broken "))
     assert "WARNING" in broken and "not installed" in broken and "[mlbench_broken]" in broken
-    assert "clashes with distribution 'mlbench'" in proc.stderr
+    assert "clashes with distribution 'mlbench-harness'" in proc.stderr
     # and with autoload off, only built-ins, no warning
     quiet = _cli(["list"], cwd=tmp_path, extra_path=tmp_path, env={"MLBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert quiet.returncode == 0 and "echo-br" not in quiet.stdout and "broken" not in quiet.stdout
@@ -226,3 +227,67 @@ def test_list_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "br " in proc.stdout and "reuters" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("reuters-trim-5", "malformed variant 'trim-5'"),
+        ("reuters-trim0", "trim0 trims nothing"),
+        ("reuters-trim05", "write trim05 as trim5"),
+        ("reuters-shuffled-shuffled", "shuffled and shuffled are both given"),
+        ("reuters-trim10-trim5", "trim10 and trim5 are both given"),
+        ("reuters-", "unknown task variant ''"),
+    ],
+)
+def test_malformed_or_redundant_variants_are_rejected_before_loading(name, message):
+    # check_task_name reads no data: it is what the CLI calls before opening anything
+    with pytest.raises(UnknownNameError, match=re.escape(message)):
+        registry.check_task_name(name)
+
+
+def test_well_formed_variants_pass_the_name_check():
+    for name in ("reuters", "rcv1-trim10-shuffled", "synthetic-shuffled-trim3"):
+        registry.check_task_name(name)
+
+
+@pytest.fixture
+def rival_plugins(tmp_path, monkeypatch):
+    """Two third-party distributions that both declare the method name ``twin``."""
+    for dist in ("mlbench_zeta", "mlbench_alpha"):
+        _install_fake_distribution(
+            tmp_path / dist,
+            dist,
+            f"[mlbench.methods]\ntwin = {dist}_mod:Twin\n",
+            {f"{dist}_mod": PLUGIN_MODULE.replace("class EchoBR", "class Twin").replace('"echo-br"', '"twin"')},
+        )
+        monkeypatch.syspath_prepend(str(tmp_path / dist))
+    monkeypatch.delenv(registry.PREFER_ENV, raising=False)
+    return tmp_path
+
+
+def test_two_distributions_declaring_one_name_is_an_error_naming_both(rival_plugins):
+    with pytest.raises(MlbenchError) as info:
+        registry.get_method("twin")
+    message = str(info.value)
+    # sorted by name, whatever the install (sys.path) order
+    assert "'twin' is declared by distributions 'mlbench_alpha', 'mlbench_zeta'" in message
+    assert f"{registry.PREFER_ENV}=mlbench_alpha" in message
+    row = next(r for r in registry.describe_all()[0] if r.name == "twin")
+    assert row.status.startswith("WARNING") and "mlbench_zeta" in row.status
+    assert registry.get_method("br").name == "br"  # the other names are untouched
+
+
+def test_a_preferred_distribution_wins_a_clash_with_a_warning(rival_plugins, monkeypatch, caplog):
+    monkeypatch.setenv(registry.PREFER_ENV, "mlbench_zeta")
+    monkeypatch.setattr(registry, "_warned", set())
+    with caplog.at_level("WARNING", logger="mlbench.registry"):
+        assert registry.get_method("twin").__module__ == "mlbench_zeta_mod"
+    assert any("ignoring 'mlbench_alpha'" in r.getMessage() for r in caplog.records)
+
+
+def test_a_clash_warning_appears_only_when_its_name_is_used(fake_plugins, caplog, monkeypatch):
+    monkeypatch.setattr(registry, "_warned", set())
+    with caplog.at_level("WARNING", logger="mlbench.registry"):
+        registry.get_method("pcc")  # mlbench_broken's clash is about br
+    assert not [r for r in caplog.records if "clashes" in r.getMessage()]

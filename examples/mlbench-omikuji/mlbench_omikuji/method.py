@@ -25,8 +25,8 @@ from typing import Any, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, make_vectorizer, suggest_tfidf
+from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
+from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS, make_vectorizer, suggest_tfidf
 
 #: Omikuji's own hyperparameters, with the library's defaults (Parabel's published settings).
 TREE_DEFAULTS: dict[str, Any] = {
@@ -152,6 +152,27 @@ class Omikuji(Method):
         "threshold": 0.3,
         "min_labels": 1,  # always predict the best-scored label(s), whatever their score
         "n_threads": 1,  # 0: every core. More threads do not change the result's nature (see README)
+    }
+    # Checked by mlbench before any data is read; the cross-parameter rule (min_branch_size >= cluster_k)
+    # stays in hyper_param_fields.
+    param_specs = {
+        **TFIDF_SPECS,
+        "n_trees": Param("int", low=1),
+        "min_branch_size": Param("int", low=2),
+        "max_depth": Param("int", low=1),
+        "cluster_k": Param("int", low=2),
+        "cluster_balanced": Param("bool"),
+        "centroid_threshold": Param("float", low=0),
+        "loss": Param("choice", choices=("hinge", "log")),
+        "linear_c": Param("float", low=0, low_open=True),
+        "linear_eps": Param("float", low=0, low_open=True),
+        "linear_max_iter": Param("int", low=1),
+        "linear_weight_threshold": Param("float", low=0),
+        "beam_size": Param("int", low=1),
+        "top_k": Param("int", low=1),
+        "threshold": Param("float", low=0, high=1),
+        "min_labels": Param("int", low=0),
+        "n_threads": Param("int", low=0),
     }
     # Parabel's settings are cheap on a CPU (seconds on Reuters): both presets keep them.
     presets = {"small": {}, "paper": {}}
