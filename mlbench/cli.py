@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from mlbench import __version__
 from mlbench.api import MlbenchError
+from mlbench.redaction import install_log_redaction, redact
 from mlbench.registry import UnknownNameError
 
 log = logging.getLogger("mlbench")
@@ -90,14 +91,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     method_cls(preset=args.preset, **params)  # validate the parameters before loading any data
     _check_tuning_options(args)
     device = resolve_device(args.device, method_cls)
+    default_uri = _default_uri()  # before MLflow exports the tracker's URI to the environment
+    tracker = None if args.no_tracking else _tracker(args)  # a bad store fails here, before any data is read
     task = get_task(args.task, data_dir=args.data_dir)
     print(
         f"task {task.name}: {len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
         f"{task.n_labels} labels, fingerprint {task.fingerprint}",
         file=sys.stderr,
     )
-    default_uri = _default_uri()  # before MLflow exports the tracker's URI to the environment
-    tracker = None if args.no_tracking else _tracker(args)
     results = []
     for seed in args.seeds:
         if args.trials is None:
@@ -156,8 +157,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print(
             f"\nlogged {len(results)} run(s)" + (" and their mean ± std" if agg else "")
-            + f" to {args.tracking_uri} (experiment {task.name!r}); "
-            f"browse them with: mlbench ui" + ("" if args.tracking_uri == default_uri else f" --tracking-uri {args.tracking_uri}"),
+            + f" to {redact(args.tracking_uri)} (experiment {task.name!r}); "
+            f"browse them with: mlbench ui"
+            + ("" if args.tracking_uri == default_uri else f" --tracking-uri {redact(args.tracking_uri)}"),
         )
     return 0
 
@@ -310,7 +312,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} over {args.tracking_uri} (Ctrl-C to stop)", file=sys.stderr)
+    print(f"MLflow UI on http://127.0.0.1:{args.port} over {redact(args.tracking_uri)} (Ctrl-C to stop)",
+          file=sys.stderr)
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:
@@ -447,14 +450,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
     try:
         _load_plugins(args)
         return int(args.func(args) or 0)
     except (UnknownNameError, UsageError) as exc:
-        print(f"mlbench: error: {exc}", file=sys.stderr)
+        print(f"mlbench: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except MlbenchError as exc:
-        print(f"mlbench: error: {exc}", file=sys.stderr)
+        print(f"mlbench: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mlbench: interrupted", file=sys.stderr)

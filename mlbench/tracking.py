@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import math
+import os
 import platform
 import random
 import subprocess
@@ -25,6 +26,8 @@ T = TypeVar("T")
 
 import numpy as np
 import scipy.sparse as sp
+
+from mlbench.api import MlbenchError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
@@ -55,6 +58,8 @@ def retry_when_locked(fn: Callable[..., T]) -> Callable[..., T]:
                 return fn(*args, **kwargs)
             except Exception as exc:
                 if not _is_lock_error(exc) or attempt == LOCK_RETRIES - 1:
+                    if isinstance(exc, _store_error_types()):
+                        raise TrackingStoreError.of(getattr(args[0], "tracking_uri", "?"), exc) from exc
                     raise
                 log.info("MLflow store busy (%s); retrying in %.2f s", exc, delay)
                 time.sleep(delay * (0.5 + random.random()))
@@ -62,6 +67,56 @@ def retry_when_locked(fn: Callable[..., T]) -> Callable[..., T]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+#: MLflow's own HTTP retry settings, unless set in the environment: a dead tracking server fails a call after
+#: 3 retries 0 + 2 + 4 s apart, each request waiting at most 10 s (MLflow's defaults: 7 retries, 120 s).
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+#: Quiet MLflow: no "View run ... at" lines per run, no INFO lines (about creating tables, for one).
+QUIET_DEFAULTS = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+
+
+def configure_mlflow_environment() -> None:
+    """Bounded retries and quiet output, before MLflow is imported; a variable already set wins."""
+    for key, value in {**HTTP_RETRY_DEFAULTS, **QUIET_DEFAULTS}.items():
+        os.environ.setdefault(key, value)
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class TrackingStoreError(MlbenchError):
+    """The MLflow store failed (server unreachable, file read-only or missing, disk full): not the method's fault."""
+
+    @classmethod
+    def of(cls, uri: str, exc: BaseException) -> "TrackingStoreError":
+        from mlbench.redaction import redact
+
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        return cls(f"tracking store {redact(uri)}: {type(exc).__name__}: {redact(detail)}; check that it is "
+                   f"reachable and writable, then rerun the same command (finished work is kept)")
+
+
+#: What a process sees while another one creates the same fresh SQLite store.
+_SCHEMA_RACE = ("duplicate column", "already exists", "database is locked", "unique constraint", "no such table",
+                "alembic_version")
+
+
+@functools.lru_cache(maxsize=1)
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions of a store call that mean the store failed (turned into ``TrackingStoreError``)."""
+    from mlflow.exceptions import MlflowException
+
+    types: list[type[BaseException]] = [MlflowException, OSError]
+    for module, name in (("sqlalchemy.exc", "SQLAlchemyError"), ("requests", "RequestException")):
+        try:
+            types.append(getattr(__import__(module, fromlist=[name]), name))
+        except ImportError:  # pragma: no cover - both come with MLflow
+            pass
+    return tuple(types)
 
 
 def git_commit() -> str:
@@ -119,13 +174,34 @@ class Tracker:
     """A thin layer over one MLflow store."""
 
     def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI, artifact_dir: str | Path = DEFAULT_ARTIFACT_DIR):
+        configure_mlflow_environment()
+        self.tracking_uri = absolute_sqlite_uri(tracking_uri)
+        self.artifact_dir = Path(artifact_dir).resolve()
+        self.probe()
+
+    def probe(self) -> None:
+        """Open the store now (creating a fresh one), so a bad URI fails before any work, in one line.
+
+        Two processes creating the same fresh SQLite store race in MLflow's schema migration (the loser
+        sees "duplicate column" or "table already exists"); the loser waits and opens the store again.
+        """
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.tracking_uri = absolute_sqlite_uri(tracking_uri)
-        self.artifact_dir = Path(artifact_dir).resolve()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        for attempt in range(6):
+            try:
+                mlflow.set_tracking_uri(self.tracking_uri)
+                self.client = MlflowClient(tracking_uri=self.tracking_uri)
+                self.client.search_experiments(max_results=1)
+                return
+            except Exception as exc:
+                if not isinstance(exc, _store_error_types()):
+                    raise
+                racing = any(text in str(exc).lower() for text in _SCHEMA_RACE)
+                if not self.local or not racing or attempt == 5:
+                    raise TrackingStoreError.of(self.tracking_uri, exc) from exc
+                log.info("MLflow store not ready (%s); retrying", exc)
+                time.sleep(0.5 + random.random() * 1.5)
 
     @property
     def local(self) -> bool:
@@ -268,6 +344,13 @@ class Tracker:
             token = page.token
             if not token:
                 return runs
+
+    @retry_when_locked
+    def clear_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag (e.g. a stale ``error``) if the run has it."""
+        key = key if key.startswith(("mlflow.", TAG_PREFIX)) else TAG_PREFIX + key
+        if key in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, key)
 
     @retry_when_locked
     def reopen_run(self, run_id: str) -> None:

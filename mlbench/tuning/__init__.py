@@ -56,10 +56,11 @@ from mlbench.tuning import config
 from mlbench.tuning.config import (ATTR_BEST_EPOCHS, ATTR_ERROR, ATTR_OWNER, ATTR_PARAMS, ATTR_RUN, ATTR_SURPLUS,
                                    DEFAULT_STORAGE, GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, MAX_RETRIES,
                                    MLFLOW_STATUS, OBJECTIVE, PARENT_WAIT_S, SQLITE_TIMEOUT_S, STUDY_CONFIG,
-                                   STUDY_PARENT, STUDY_UID, UNOWNED_GRACE_S, StudyPending, TuneSpec)
+                                   STUDY_PARENT, STUDY_UID, UNOWNED_GRACE_S, StoreFault, StudyPending,
+                                   TuneSpec)
 from mlbench.tuning.recovery import (Counts, abandon_own_trials, count_trials, fail_stale, has_outcome,
                                      interrupt_trial, occupies_slot, owner_is_gone, owner_record,
-                                     reconcile_mlflow, retry_interrupted, trial_state_name)
+                                     reconcile_mlflow, retry_interrupted, store_fault, trial_state_name)
 from mlbench.tuning.study import (FixedParamsTrial, TrialSeededSampler, default_study_name, make_pruner,
                                   make_sampler, open_storage, redact, reload_study, with_postgres_driver)
 from mlbench.tuning.claims import Heartbeat, claim_lock
@@ -90,6 +91,7 @@ __all__ = [
     "STUDY_CONFIG",
     "STUDY_PARENT",
     "STUDY_UID",
+    "StoreFault",
     "StudyPending",
     "TrialSeededSampler",
     "TuneSpec",
@@ -114,6 +116,7 @@ __all__ = [
     "redact",
     "reload_study",
     "retry_interrupted",
+    "store_fault",
     "trial_state_name",
     "tune",
     "visible_gpus",

@@ -69,3 +69,7 @@ class TuneSpec:
 
 class StudyPending(MlbenchError):
     """This process is done but the study is not: other workers still hold trials."""
+
+
+class StoreFault(MlbenchError):
+    """A store (tracking, Optuna storage, file system) failed during a trial: the trial is interrupted, not failed."""

@@ -46,6 +46,7 @@ def finalize(tuner: "Tuner") -> RunResult:
         run = tracker.get_run(tuner.parent_run_id)
         if run is not None and run.data.tags.get("mlbench.final") == key and "test_micro_f1" in run.data.metrics:
             tracker.set_tags(tuner.parent_run_id, summary_tags)
+            tracker.clear_tag(tuner.parent_run_id, "error")  # left by an interrupted run; the study is done
             tracker.end_run(tuner.parent_run_id)
             return result_from_run(tuner, run, best)
 
@@ -88,6 +89,7 @@ def finalize(tuner: "Tuner") -> RunResult:
             pred, sc = outputs["test"]
             tracker.log_predictions(rid, "test", tuner.task.test.ids, pred, sc)
         tracker.set_tags(rid, {"final": key, "refit": str(spec.refit).lower()})
+        tracker.clear_tag(rid, "error")  # left by an interrupted run; the study is done
         tracker.end_run(rid)
     return result
 

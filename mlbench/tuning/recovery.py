@@ -8,6 +8,7 @@ that gives every trial run left RUNNING its trial's final status.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -159,6 +160,33 @@ def trial_state_name(t) -> str:
         return "INTERRUPTED"
     return t.state.name
 
+
+
+#: errno values of a file system that cannot take writes: the store's fault, not the method's.
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
+
+
+def store_fault(exc: BaseException) -> str | None:
+    """Which store an exception raised during a trial comes from ("tracking store", "Optuna storage",
+    "file system"), or None when it is the method's own (a failed trial)."""
+    import optuna
+
+    from mlbench.tracking import TrackingStoreError
+
+    if isinstance(exc, TrackingStoreError):
+        return "tracking store"
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
+        return "Optuna storage"
+    try:
+        import sqlalchemy.exc
+
+        if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+            return "Optuna storage"  # the method gets no database of ours; the study's storage does
+    except ImportError:  # pragma: no cover - Optuna's RDB storage needs it
+        pass
+    if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:
+        return "file system"
+    return None
 
 
 def fail_stale(study, study_name: str) -> None:

@@ -15,6 +15,7 @@ import warnings
 from typing import Any, Mapping
 
 from mlbench.api import MlbenchError, Task
+from mlbench.redaction import redact
 from mlbench.tuning import config
 from mlbench.tuning.recovery import retry_interrupted
 
@@ -30,19 +31,6 @@ def default_study_name(method: str, task: Task, seed: int, preset: str | None, f
         digest = hashlib.sha256(json.dumps(fixed, sort_keys=True, default=str).encode()).hexdigest()[:8]
         name += f"-p{digest}"
     return name
-
-
-def redact(url: str) -> str:
-    """A storage URL without its password, for logs and tags."""
-    if "://" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: show only the scheme
-        return url.split("://", 1)[0] + "://..."
-
 
 
 class TrialSeededSampler:

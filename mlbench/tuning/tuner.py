@@ -7,6 +7,7 @@ by another worker: no outcome, queued again). The test evaluation of the best tr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,10 +26,11 @@ from mlbench.runner import RunResult, fit_and_evaluate, resolve_device, run_tags
 from mlbench.tuning import config
 from mlbench.tuning.claims import Heartbeat, claim_lock
 from mlbench.tuning.config import (ATTR_BEST_EPOCHS, ATTR_ERROR, ATTR_OWNER, ATTR_PARAMS, ATTR_RUN, ATTR_SURPLUS,
-                                   MLFLOW_STATUS, OBJECTIVE, STUDY_CONFIG, STUDY_PARENT, STUDY_UID, TuneSpec)
+                                   MLFLOW_STATUS, OBJECTIVE, STUDY_CONFIG, STUDY_PARENT, STUDY_UID, StoreFault,
+                                   TuneSpec)
 from mlbench.tuning.evaluation import finalize
 from mlbench.tuning.recovery import (Counts, abandon_own_trials, count_trials, fail_stale, occupies_slot,
-                                     owner_record, reconcile_mlflow, retry_interrupted)
+                                     owner_record, reconcile_mlflow, retry_interrupted, store_fault)
 from mlbench.tuning.study import (FixedParamsTrial, default_study_name, make_pruner, make_sampler, open_storage,
                                   redact, reload_study)
 
@@ -274,6 +276,9 @@ class Tuner:
                 self._trial_line(trial.number, "PRUNED", f"{exc} ({_short(params)})")
                 return
             except Exception as exc:
+                store = store_fault(exc)
+                if store is not None:
+                    raise self._store_fault(trial, run_id, store, exc) from exc
                 message = f"{type(exc).__name__}: {exc}"
                 trial.set_user_attr(ATTR_ERROR, message[:2000])
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -304,6 +309,28 @@ class Tuner:
         self._end_trial_run(run_id, "COMPLETE", {})
         self._trial_line(trial.number, "COMPLETE",
                          f"valid micro-F1 {value:.4f} in {time.perf_counter() - t0:.1f} s ({_short(params)})")
+
+    def _store_fault(self, trial, run_id: str | None, store: str, exc: BaseException) -> StoreFault:
+        """A store failed during the trial: the trial is interrupted (queued again, not counted), the run stops."""
+        from optuna.trial import TrialState
+
+        try:
+            self.study.tell(trial, state=TrialState.FAIL)
+            retry_interrupted(self.study, self.study._storage.get_trial(trial._trial_id))
+        except Exception:  # the Optuna storage is down too: the next run finds the trial's process gone
+            log.info("could not mark trial %d interrupted", trial.number, exc_info=True)
+        if store != "tracking store":
+            with contextlib.suppress(Exception):
+                self._end_trial_run(run_id, "INTERRUPTED", {"interrupted": "true", "error": f"interrupted: {store} failed"})
+        self._trial_line(trial.number, "STOPPED", f"the {store} failed; the trial runs again on resume")
+        if store == "tracking store":
+            detail = str(exc)
+        else:
+            where = f"{store} {redact(self.spec.storage)}" if store == "Optuna storage" else store
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            detail = (f"{where}: {type(exc).__name__}: {first}; check that it is reachable and writable, then rerun "
+                      f"the same command (finished trials are kept)")
+        return StoreFault(f"trial {trial.number} interrupted (it runs again on resume): {detail}")
 
     def _end_trial_run(self, run_id: str | None, state: str, tags: Mapping[str, Any]) -> None:
         if self.tracker is None or run_id is None:

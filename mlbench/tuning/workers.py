@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mlbench.api import Method, MlbenchError
+from mlbench.redaction import install_log_redaction, redact
 from mlbench.tuning.config import TuneSpec
 from mlbench.tuning.recovery import count_trials
 from mlbench.tuning.tuner import Tuner, _bar
@@ -37,6 +38,7 @@ def _worker_main(spec: TuneSpec, index: int, gpu: str | None) -> None:
     from mlbench.registry import get_method, get_task, load_plugin_file
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     tuner = None
     try:
         for path in spec.plugins:
@@ -52,7 +54,7 @@ def _worker_main(spec: TuneSpec, index: int, gpu: str | None) -> None:
             tuner.abandon_own_trials()
         sys.exit(130)
     except MlbenchError as exc:
-        print(f"mlbench worker {index}: error: {exc}", file=sys.stderr)
+        print(f"mlbench worker {index}: error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(1)
 
 
