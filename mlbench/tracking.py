@@ -7,7 +7,9 @@ and several worker processes never confuse one another.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -19,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,8 +86,9 @@ def configure_mlflow_environment() -> None:
     """Bounded retries and quiet output, before MLflow is imported; a variable already set wins."""
     for key, value in {**HTTP_RETRY_DEFAULTS, **QUIET_DEFAULTS}.items():
         os.environ.setdefault(key, value)
-    for name in ("alembic", "mlflow.store.db.utils"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # logs a traceback for every database error it then raises; mlbench reports the error in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 class TrackingStoreError(MlbenchError):
@@ -98,6 +101,22 @@ class TrackingStoreError(MlbenchError):
         detail = (str(exc).strip().splitlines() or [""])[0][:300]
         return cls(f"tracking store {redact(uri)}: {type(exc).__name__}: {redact(detail)}; check that it is "
                    f"reachable and writable, then rerun the same command (finished work is kept)")
+
+
+@contextlib.contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """For a local SQLite store: one process at a time opens (and maybe creates) it, so that two processes
+    never run MLflow's schema migrations on the same fresh file at once (a lock file kept in the temp folder)."""
+    prefix = "sqlite:///"
+    path = uri[len(prefix):].partition("?")[0] if uri.startswith(prefix) else ""
+    if not path or ":memory:" in path:
+        yield
+        return
+    from filelock import FileLock
+
+    key = hashlib.sha256(path.encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"mlbench-store-{key}.lock")):
+        yield
 
 
 #: What a process sees while another one creates the same fresh SQLite store.
@@ -185,6 +204,10 @@ class Tracker:
         Two processes creating the same fresh SQLite store race in MLflow's schema migration (the loser
         sees "duplicate column" or "table already exists"); the loser waits and opens the store again.
         """
+        with _creation_lock(self.tracking_uri):
+            self._open_store()
+
+    def _open_store(self) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -194,9 +217,7 @@ class Tracker:
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
                 self.client.search_experiments(max_results=1)
                 return
-            except Exception as exc:
-                if not isinstance(exc, _store_error_types()):
-                    raise
+            except Exception as exc:  # only store code runs here (MLflow, SQLAlchemy, alembic, requests)
                 racing = any(text in str(exc).lower() for text in _SCHEMA_RACE)
                 if not self.local or not racing or attempt == 5:
                     raise TrackingStoreError.of(self.tracking_uri, exc) from exc
