@@ -21,6 +21,7 @@ try:  # Ctrl-C while the libraries load: a line, not a traceback
 
     from mlbench import __version__
     from mlbench.api import MlbenchError, UsageError
+    from mlbench.redaction import install_log_redaction, redact
     from mlbench.registry import UnknownNameError
 except KeyboardInterrupt:
     print("mlbench: interrupted", file=sys.stderr)
@@ -135,14 +136,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_task_name(args.task)
     _check_data_dir(args.data_dir)
     device = resolve_device(args.device, method_cls)
+    default_uri = _default_uri()  # before MLflow exports the tracker's URI to the environment
+    tracker = None if args.no_tracking else _tracker(args)  # a bad store fails here, before any data is read
     task = get_task(args.task, data_dir=args.data_dir)
     print(
         f"task {task.name}: {len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
         f"{task.n_labels} labels, fingerprint {task.fingerprint}",
         file=sys.stderr,
     )
-    default_uri = _default_uri()  # before MLflow exports the tracker's URI to the environment
-    tracker = None if args.no_tracking else _tracker(args)
     results = []
     for seed in args.seeds:
         if args.trials is None:
@@ -201,8 +202,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print(
             f"\nlogged {len(results)} run(s)" + (" and their mean ± std" if agg else "")
-            + f" to {args.tracking_uri} (experiment {task.name!r}); "
-            f"browse them with: mlbench ui" + ("" if args.tracking_uri == default_uri else f" --tracking-uri {args.tracking_uri}"),
+            + f" to {redact(args.tracking_uri)} (experiment {task.name!r}); "
+            f"browse them with: mlbench ui"
+            + ("" if args.tracking_uri == default_uri else f" --tracking-uri {redact(args.tracking_uri)}"),
         )
     return 0
 
@@ -426,7 +428,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
             probe.bind(("127.0.0.1", args.port))
         except OSError as exc:
             raise UsageError(f"port {args.port} on 127.0.0.1 is in use ({exc.strerror}); pick another with --port") from exc
-    print(f"MLflow UI on http://127.0.0.1:{args.port} over {args.tracking_uri} (Ctrl-C to stop)", file=sys.stderr)
+    print(f"MLflow UI on http://127.0.0.1:{args.port} over {redact(args.tracking_uri)} (Ctrl-C to stop)",
+          file=sys.stderr)
     # The server forks uvicorn workers and huey consumers: in a session (process group) of its own, the
     # whole group is ended when mlbench is, however mlbench is stopped (Ctrl-C, TERM, HUP).
     server = subprocess.Popen(cmd, start_new_session=True)
@@ -635,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
     if not args.verbose:
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -644,10 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _apply_task_options(args)
         return int(args.func(args) or 0)
     except (UnknownNameError, UsageError) as exc:
-        print(f"mlbench: error: {exc}", file=sys.stderr)
+        print(f"mlbench: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except MlbenchError as exc:
-        print(f"mlbench: error: {exc}", file=sys.stderr)
+        print(f"mlbench: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mlbench: interrupted", file=sys.stderr)

@@ -7,10 +7,13 @@ and several worker processes never confuse one another.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import random
 import subprocess
@@ -18,13 +21,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 import numpy as np
 import scipy.sparse as sp
+
+from mlbench.api import MlbenchError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
@@ -55,6 +60,8 @@ def retry_when_locked(fn: Callable[..., T]) -> Callable[..., T]:
                 return fn(*args, **kwargs)
             except Exception as exc:
                 if not _is_lock_error(exc) or attempt == LOCK_RETRIES - 1:
+                    if isinstance(exc, _store_error_types()):
+                        raise TrackingStoreError.of(getattr(args[0], "tracking_uri", "?"), exc) from exc
                     raise
                 log.info("MLflow store busy (%s); retrying in %.2f s", exc, delay)
                 time.sleep(delay * (0.5 + random.random()))
@@ -62,6 +69,73 @@ def retry_when_locked(fn: Callable[..., T]) -> Callable[..., T]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+#: MLflow's own HTTP retry settings, unless set in the environment: a dead tracking server fails a call after
+#: 3 retries 0 + 2 + 4 s apart, each request waiting at most 10 s (MLflow's defaults: 7 retries, 120 s).
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+#: Quiet MLflow: no "View run ... at" lines per run, no INFO lines (about creating tables, for one).
+QUIET_DEFAULTS = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+
+
+def configure_mlflow_environment() -> None:
+    """Bounded retries and quiet output, before MLflow is imported; a variable already set wins."""
+    for key, value in {**HTTP_RETRY_DEFAULTS, **QUIET_DEFAULTS}.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # logs a traceback for every database error it then raises; mlbench reports the error in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+class TrackingStoreError(MlbenchError):
+    """The MLflow store failed (server unreachable, file read-only or missing, disk full): not the method's fault."""
+
+    @classmethod
+    def of(cls, uri: str, exc: BaseException) -> "TrackingStoreError":
+        from mlbench.redaction import redact
+
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        return cls(f"tracking store {redact(uri)}: {type(exc).__name__}: {redact(detail)}; check that it is "
+                   f"reachable and writable, then rerun the same command (finished work is kept)")
+
+
+@contextlib.contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """For a local SQLite store: one process at a time opens (and maybe creates) it, so that two processes
+    never run MLflow's schema migrations on the same fresh file at once (a lock file kept in the temp folder)."""
+    prefix = "sqlite:///"
+    path = uri[len(prefix):].partition("?")[0] if uri.startswith(prefix) else ""
+    if not path or ":memory:" in path:
+        yield
+        return
+    from filelock import FileLock
+
+    key = hashlib.sha256(path.encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"mlbench-store-{key}.lock")):
+        yield
+
+
+#: What a process sees while another one creates the same fresh SQLite store.
+_SCHEMA_RACE = ("duplicate column", "already exists", "database is locked", "unique constraint", "no such table",
+                "alembic_version")
+
+
+@functools.lru_cache(maxsize=1)
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions of a store call that mean the store failed (turned into ``TrackingStoreError``)."""
+    from mlflow.exceptions import MlflowException
+
+    types: list[type[BaseException]] = [MlflowException, OSError]
+    for module, name in (("sqlalchemy.exc", "SQLAlchemyError"), ("requests", "RequestException")):
+        try:
+            types.append(getattr(__import__(module, fromlist=[name]), name))
+        except ImportError:  # pragma: no cover - both come with MLflow
+            pass
+    return tuple(types)
 
 
 def git_commit() -> str:
@@ -121,13 +195,36 @@ class Tracker:
     """A thin layer over one MLflow store."""
 
     def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI, artifact_dir: str | Path = DEFAULT_ARTIFACT_DIR):
+        configure_mlflow_environment()
+        self.tracking_uri = absolute_sqlite_uri(tracking_uri)
+        self.artifact_dir = Path(artifact_dir).resolve()
+        self.probe()
+
+    def probe(self) -> None:
+        """Open the store now (creating a fresh one), so a bad URI fails before any work, in one line.
+
+        Two processes creating the same fresh SQLite store race in MLflow's schema migration (the loser
+        sees "duplicate column" or "table already exists"); the loser waits and opens the store again.
+        """
+        with _creation_lock(self.tracking_uri):
+            self._open_store()
+
+    def _open_store(self) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.tracking_uri = absolute_sqlite_uri(tracking_uri)
-        self.artifact_dir = Path(artifact_dir).resolve()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        for attempt in range(6):
+            try:
+                mlflow.set_tracking_uri(self.tracking_uri)
+                self.client = MlflowClient(tracking_uri=self.tracking_uri)
+                self.client.search_experiments(max_results=1)
+                return
+            except Exception as exc:  # only store code runs here (MLflow, SQLAlchemy, alembic, requests)
+                racing = any(text in str(exc).lower() for text in _SCHEMA_RACE)
+                if not self.local or not racing or attempt == 5:
+                    raise TrackingStoreError.of(self.tracking_uri, exc) from exc
+                log.info("MLflow store not ready (%s); retrying", exc)
+                time.sleep(0.5 + random.random() * 1.5)
 
     @property
     def local(self) -> bool:
@@ -271,6 +368,13 @@ class Tracker:
             token = page.token
             if not token:
                 return runs
+
+    @retry_when_locked
+    def clear_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag (e.g. a stale ``error``) if the run has it."""
+        key = key if key.startswith(("mlflow.", TAG_PREFIX)) else TAG_PREFIX + key
+        if key in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, key)
 
     @retry_when_locked
     def reopen_run(self, run_id: str) -> None:

@@ -7,6 +7,10 @@ length-bucketed batching (optionally in DataLoader workers), the training loop
 (:mod:`.train`), validation micro-F1 for model selection, prediction in
 length-sorted batches put back in document order, and persistence.
 
+The hooks a subclass may override are listed, with their defaults, in :mod:`.hooks`; the training phases
+run through :class:`~.phases.PhaseRunner`; :class:`~.sequence.LabelSequenceMethod` (importable from here
+too) is the base of the label-sequence decoders.
+
 This module does not import torch at import time (``mlbench list`` imports the
 method classes); everything heavy is imported inside the methods.
 """
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -23,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
+from mlbench.methods.neural.hooks import NeuralHooks
+from mlbench.methods.neural.phases import PhaseRunner
 from mlbench.methods.neural.text import EncodedTexts, Vocabulary
 
 if TYPE_CHECKING:
@@ -74,12 +79,10 @@ MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 
 
-class NeuralMethod(Method):
-    """Base of the neural methods; subclasses implement the four network hooks."""
+class NeuralMethod(NeuralHooks, Method):
+    """Base of the neural methods; subclasses override the hooks listed in :mod:`.hooks`."""
 
     accelerated: ClassVar[bool] = True
-    #: What training batches carry: "multi_hot" (``Batch.targets``) or "sequence" (label-token sequences).
-    target_kind: ClassVar[str] = "multi_hot"
 
     def __init__(self, preset: str | None = None, **params: Any) -> None:
         super().__init__(preset=preset, **params)
@@ -87,88 +90,7 @@ class NeuralMethod(Method):
         if problem:
             raise MlbenchError(f"method {self.name!r}: {problem}")
 
-    def check_params(self) -> str:
-        """A one-line description of what is wrong with ``self.params``, or "" (no torch needed)."""
-        p = self.params
-        positive = ["vocab_size", "batch_size", "eval_batch_size", "epochs"]
-        for key in positive:
-            if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-                return f"{key} must be a positive integer, got {p[key]!r}"
-        if p["vocab_size"] < 2:
-            return f"vocab_size must leave room for PAD and UNK (at least 2), got {p['vocab_size']}"
-        if not isinstance(p["num_workers"], int) or isinstance(p["num_workers"], bool) or p["num_workers"] < 0:
-            return f"num_workers must be a non-negative integer, got {p['num_workers']!r}"
-        if p["max_len"] is not None and (not isinstance(p["max_len"], int) or p["max_len"] < 1):
-            return f"max_len must be a positive integer or null, got {p['max_len']!r}"
-        if not (isinstance(p["lr"], (int, float)) and p["lr"] > 0):
-            return f"lr must be a positive number, got {p['lr']!r}"
-        if not (isinstance(p["lr_decay"], (int, float)) and 0 < p["lr_decay"] <= 1):
-            return f"lr_decay must be in (0, 1], got {p['lr_decay']!r}"
-        if p["patience"] is not None and (not isinstance(p["patience"], int) or p["patience"] < 1):
-            return f"patience must be a positive integer or null, got {p['patience']!r}"
-        for key in ("dropout", "embedding_dropout"):
-            if key in p and not (isinstance(p[key], (int, float)) and 0 <= p[key] < 1):
-                return f"{key} must be in [0, 1), got {p[key]!r}"
-        if "windows" in p:
-            w = p["windows"]
-            if not (isinstance(w, (list, tuple)) and w and all(isinstance(x, int) and x >= 1 for x in w)):
-                return f"windows must be a non-empty list of positive integers, got {w!r}"
-        return ""
-
-    # --------------------------------------------------------------- subclass hooks
-
-    @abstractmethod
-    def build_network(self, vocab_size: int, n_labels: int) -> "torch.nn.Module":
-        """A fresh network for this vocabulary and label count (after ``torch.manual_seed``)."""
-
-    @abstractmethod
-    def batch_loss(self, network: "torch.nn.Module", batch: "Batch") -> "torch.Tensor":
-        """Mean training loss of a batch already on the device."""
-
-    @abstractmethod
-    def predict_batch(self, network: "torch.nn.Module", batch: "Batch") -> "torch.Tensor":
-        """``B x n_labels`` 0/1 (bool) predictions of a batch (network in eval mode, no grad)."""
-
-    def score_batch(self, network: "torch.nn.Module", batch: "Batch") -> "torch.Tensor":
-        """``B x n_labels`` scores, for methods that offer :meth:`predict_scores`."""
-        raise NotImplementedError
-
-    def min_batch_len(self) -> int:
-        """Shortest padded batch length the network accepts (e.g. its widest convolution)."""
-        return 1
-
-    def prepare(self, train: Split) -> None:
-        """Learn anything beyond the vocabulary from the training split before the network is built."""
-
-    def extra_state(self) -> dict[str, Any]:
-        """JSON-able state set by :meth:`prepare`, saved with the model."""
-        return {}
-
-    def restore_extra_state(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`extra_state`."""
-
-    def on_fit_start(self, ctx: FitContext) -> None:
-        """Called once the device is known, before training (warnings about the device belong here)."""
-
     # ------------------------------------------------------------------- fitting
-
-    def training_config(self):
-        from mlbench.methods.neural.train import TrainConfig
-
-        p = self.params
-        return TrainConfig(
-            epochs=int(p["epochs"]),
-            lr=float(p["lr"]),
-            clip_norm=float(p["clip_norm"]) if p["clip_norm"] else None,
-            patience=int(p["patience"]) if p["patience"] is not None else None,
-            weight_decay=float(p["weight_decay"]),
-            amp=bool(p["amp"]),
-            lr_decay=float(p["lr_decay"]),
-        )
-
-    def build_vocabulary(self, train: Split) -> Vocabulary | None:
-        """A vocabulary fixed in advance (e.g. a saved model's), or None: the one built from the training texts."""
-        return None
 
     def encode(self, split: Split) -> EncodedTexts:
         """A split's texts encoded with ``self.vocab_``, through the token cache."""
@@ -190,16 +112,6 @@ class NeuralMethod(Method):
             train.texts, split_digest(train), max_size=int(p["vocab_size"]), min_count=int(p["min_count"]),
             max_len=self.max_len,
         )
-
-    def train_phases(self, runner: "PhaseRunner") -> Any:
-        """Train ``self.network_``; the default is one phase of :meth:`batch_loss` under :meth:`training_config`.
-
-        A method with several phases (e.g. pre-training, then fine-tuning with
-        another loss) calls ``runner.run`` once per phase; epochs and model
-        selection continue across phases. Returns the last phase's ``TrainResult``.
-        """
-        network = self.network_
-        return runner.run(self.training_config(), lambda batch: self.batch_loss(network, batch))
 
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "NeuralMethod":
         import torch
@@ -352,130 +264,10 @@ class NeuralMethod(Method):
         return method
 
 
-class LabelSequenceMethod(NeuralMethod):
-    """A neural method that emits the label set as a sequence, one label per step, until EOS.
+def __getattr__(name: str) -> Any:
+    # LabelSequenceMethod lives in .sequence, which imports this module: resolved on first use, not at import.
+    if name == "LabelSequenceMethod":
+        from mlbench.methods.neural.sequence import LabelSequenceMethod
 
-    Training is maximum likelihood with teacher forcing on the task's label
-    sequences (``split.label_seqs``): the network's ``forward(tokens, lengths,
-    label_inputs)`` gives every step's logits. Decoding is batched beam search
-    from :meth:`decoder_start`, for at most the longest training label set plus
-    EOS (longer sets were never seen).
-    """
-
-    target_kind: ClassVar[str] = "sequence"
-    max_labels_: int
-
-    @abstractmethod
-    def decoder_start(self, network: "torch.nn.Module", batch: "Batch") -> tuple[Callable, Any]:
-        """(step function, initial decoder state) of a batch, as :func:`~.decoders.beam_search` takes them."""
-
-    def prepare(self, train: Split) -> None:
-        longest = max((len(set(s)) for s in train.label_seqs), default=0)
-        self.max_labels_ = max(1, min(longest, train.n_labels))
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"max_labels": self.max_labels_}
-
-    def restore_extra_state(self, state: dict[str, Any]) -> None:
-        self.max_labels_ = int(state["max_labels"])
-
-    def batch_loss(self, network, batch):
-        from mlbench.methods.neural.decoders import masked_sequence_nll
-
-        logits = network(batch.tokens, batch.lengths, batch.label_inputs)
-        return masked_sequence_nll(logits, batch.label_inputs, batch.label_outputs)
-
-    def predict_batch(self, network, batch):
-        from mlbench.methods.neural.batching import multi_hot
-        from mlbench.methods.neural.decoders import beam_search
-
-        step, state = self.decoder_start(network, batch)
-        result = beam_search(
-            step,
-            state,
-            batch_size=len(batch.index),
-            vocab_size=network.n_tokens,
-            beam_size=int(self.params["beam_size"]),
-            max_steps=self.max_labels_ + 1,
-            device=batch.tokens.device,
-        )
-        return multi_hot(result.tokens, len(self.labels_))
-
-
-class PhaseRunner:
-    """Runs training phases of one network over the method's training batches.
-
-    Each :meth:`run` is one call of :func:`~.train.train_network`; the epochs
-    of a later phase continue the numbering of the earlier ones (so MLflow
-    curves continue), and by default a later phase starts from the best
-    validation micro-F1 so far as the checkpoint to beat: model selection spans
-    every phase.
-    """
-
-    def __init__(
-        self,
-        *,
-        network: "torch.nn.Module",
-        name: str,
-        sampler: Any,
-        make_batch: Callable[[np.ndarray], "Batch"],
-        validate: Callable[[], float],
-        ctx: FitContext,
-        device: "torch.device",
-        num_workers: int = 0,
-    ) -> None:
-        self.network, self.name, self.sampler, self.make_batch = network, name, sampler, make_batch
-        self._validate, self.ctx, self.device = validate, ctx, device
-        self.num_workers = num_workers
-        self.epochs_run = 0
-        self.best_valid_micro_f1: float | None = None
-        self.best_epoch = 0
-
-    def validate(self) -> float:
-        """Validation micro-F1 of the network's current weights (eval mode, no gradients)."""
-        import torch
-
-        was_training = self.network.training
-        self.network.eval()
-        try:
-            with torch.no_grad():  # prediction brings its own autocast
-                return float(self._validate())
-        finally:
-            self.network.train(was_training)
-
-    def run(
-        self,
-        config: Any,
-        loss_fn: Callable[["Batch"], "torch.Tensor"],
-        *,
-        name: str | None = None,
-        baseline: float | None | str = "best",
-        epoch_metrics: Callable[[], Any] | None = None,
-    ) -> Any:
-        """One phase; ``baseline="best"`` keeps the best validation score of the earlier phases
-        (none for the first phase), a number sets it, None starts afresh."""
-        from mlbench.methods.neural.train import train_network
-
-        kept_epoch = self.best_epoch
-        if baseline == "best":
-            baseline = self.best_valid_micro_f1
-        result = train_network(
-            self.network,
-            name=name or self.name,
-            sampler=self.sampler,
-            make_batch=self.make_batch,
-            loss_fn=loss_fn,
-            validate=self._validate,
-            ctx=self.ctx,
-            config=config,
-            device=self.device,
-            epoch_offset=self.epochs_run,
-            baseline=baseline,
-            epoch_metrics=epoch_metrics,
-            num_workers=self.num_workers,
-        )
-        if baseline is not None and result.best_epoch == self.epochs_run:
-            result.best_epoch = kept_epoch  # no epoch of this phase beat the incoming weights
-        self.epochs_run += result.epochs_run
-        self.best_valid_micro_f1, self.best_epoch = result.best_valid_micro_f1, result.best_epoch
-        return result
+        return LabelSequenceMethod
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
