@@ -10,7 +10,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mlbench.api import MlbenchError, Split
-from mlbench.runner import RunResult, fit_and_evaluate
+from mlbench.identity import identity_tags
+from mlbench.runner import RunResult, fit_and_evaluate, log_fit_report
 from mlbench.tuning.config import ATTR_BEST_EPOCHS, ATTR_PARAMS
 from mlbench.tuning.study import reload_study
 
@@ -78,13 +79,17 @@ def finalize(tuner: "Tuner") -> RunResult:
     if tracker is not None and tuner.parent_run_id is not None:
         rid = tuner.parent_run_id
         tracker.set_tags(rid, {**{f"best.{k}": v for k, v in method.params.items()}, **summary_tags})
+        tracker.set_tags(rid, identity_tags(tuner.method_cls, method.params, spec.preset, overrides=spec.fixed,
+                                            study=tuner.study_name))
         tracker.log_json(rid, "best_params.json", {"trial": best.number, "params": method.params,
                                                     "valid_micro_f1": best.value, "refit": spec.refit})
+        log_study_plots(tracker, rid, tuner.study)
         metrics = {"best_valid_micro_f1": float(best.value), "fit_seconds": result.fit_seconds,
                    "predict_seconds": result.predict_seconds}
         metrics.update({f"test_{k}": v for k, v in result.test.items()})
         metrics.update({f"final_valid_{k}": v for k, v in result.valid.items()})
         tracker.log_metrics(rid, metrics)
+        log_fit_report(tracker, rid, result.fit_report)
         if spec.log_predictions:
             pred, sc = outputs["test"]
             tracker.log_predictions(rid, "test", tuner.task.test.ids, pred, sc)
@@ -92,6 +97,23 @@ def finalize(tuner: "Tuner") -> RunResult:
         tracker.clear_tag(rid, "error")  # left by an interrupted run; the study is done
         tracker.end_run(rid)
     return result
+
+
+def log_study_plots(tracker: Any, run_id: str, study: Any) -> None:
+    """Optuna's optimisation history, parameter importances and parallel coordinates as PNG artifacts
+    (``study_plots/``) of the parent run; a plot that cannot be drawn is left out, never fatal."""
+    import logging
+    import tempfile
+
+    from mlbench.study_plots import save_study_plots
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlbench-plots-") as tmp:
+            for path in save_study_plots(study, tmp):
+                tracker.client.log_artifact(run_id, str(path), artifact_path="study_plots")
+    except Exception as exc:  # plots are a convenience: a drawing failure must not cost the study's result
+        logging.getLogger(__name__).warning("could not save the study plots: %s", exc)
+
 
 def result_from_run(tuner: "Tuner", run: Any, best: Any) -> RunResult:
     """The result of a study whose best trial was already evaluated on test, read back from its parent run."""
