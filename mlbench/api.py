@@ -265,6 +265,12 @@ class Method(ABC):
     def predict(self, split: Split) -> sp.csr_matrix:
         """Return an ``len(split) x split.n_labels`` CSR 0/1 matrix."""
 
+    def fit_report(self) -> dict[str, float | str]:
+        """Facts about the last fit worth logging with the run (optional): numbers become MLflow
+        metrics, strings ``mlbench.fit.<key>`` tags (e.g. the share of the vocabulary that
+        pretrained vectors covered, and their source and version)."""
+        return {}
+
     def predict_scores(self, split: Split) -> np.ndarray:
         """Per-label scores for ranking metrics (higher is more likely); optional."""
         raise NotImplementedError(f"method {self.name!r} does not produce scores")
