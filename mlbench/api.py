@@ -253,6 +253,13 @@ class Method(ABC):
         self.preset = preset
 
     @classmethod
+    def unavailable(cls, params: Mapping[str, Any] | None = None) -> str:
+        """Why the method cannot run here with ``params`` (e.g. an optional package is not
+        installed), in one line naming what to install; "" when it can. Cheap: nothing heavy is
+        imported. The contract reports every check as SKIP with this reason."""
+        return ""
+
+    @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         """Draw hyperparameters from an Optuna trial; the default searches nothing."""
         return {}
