@@ -271,15 +271,18 @@ class MiniLM(Method):
         "max_length": 256,  # word pieces per window, [CLS] and [SEP] included
         "stride": 64,  # word pieces shared by consecutive windows
         "max_windows": 4,  # windows kept per document (the first ones)
-        "hidden": 0,  # head: 0 = dropout + linear; else one hidden ReLU layer of this width
+        # head: 0 = dropout + linear; else one hidden ReLU layer of this width. Chosen on Reuters validation
+        # micro-F1 (seed 0, frozen MiniLM vectors, at 0.5): 1024 units at lr 3e-3 reached 0.871, the linear
+        # head 0.838-0.841 (lr 3e-3/1e-2, dropout 0.1/0.3), 1024 units at lr 1e-2 0.865
+        "hidden": 1024,
         "dropout": 0.1,
-        "lr": 1e-3,  # the head's learning rate
+        "lr": 3e-3,  # the head's learning rate
         "encoder_lr": 3e-5,  # the encoder's (finetune mode)
         "weight_decay": 0.0,
-        "epochs": 100,
+        "epochs": 200,
         "batch_size": 64,
         "encode_batch_size": 64,  # windows per forward pass when computing frozen vectors
-        "patience": 10,
+        "patience": 20,
         "clip_norm": 5.0,
         "threshold": "valid",  # a probability in (0, 1), or "valid": the best global threshold on validation
         "amp": True,  # bf16 autocast on CUDA
