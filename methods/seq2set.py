@@ -14,6 +14,11 @@ label *set* matters, not the order the labels were written in:
   the convention of :func:`mlbench.metrics.per_document_f1` and
   scikit-learn's ``zero_division=0``), Hamming accuracy (``"hamming"``), or
   ``reward_mix * F1 + (1 - reward_mix) * Hamming accuracy`` (``"mix"``);
+- ``rl_baseline="loo"`` (with ``rl_samples`` >= 2) replaces the greedy baseline by the mean
+  reward of the document's *other* samples (a leave-one-out baseline, as in Kool et al. 2019's
+  REINFORCE with multiple samples): when greedy decoding is already right on most training
+  documents, the greedy baseline gives most samples zero advantage, while samples that differ
+  among themselves still carry a signal; no greedy decode is needed then;
 - the loss is ``-(r(y^s) - r(y^g)) * Σ_t log p(y^s_t)``, the sum running over
   the steps up to and including each sample's first EOS only, averaged over
   the samples of the batch;
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REWARDS = ("f1", "hamming", "mix")
+RL_BASELINES = ("greedy", "loo")
 
 
 def reward_of(pred: "torch.Tensor", gold: "torch.Tensor", kind: str = "f1", mix: float = 0.5) -> "torch.Tensor":
@@ -88,6 +94,7 @@ class Seq2Set(Seq2Seq):
         "rl_samples": 1,  # sequences sampled per document
         "rl_temperature": 1.0,
         "rl_dropout": False,
+        "rl_baseline": "greedy",  # "greedy" (self-critical, the paper) or "loo": the other samples' mean reward
         "reward": "f1",
         "reward_mix": 0.5,  # weight of F1 in the "mix" reward
     }
@@ -122,6 +129,7 @@ class Seq2Set(Seq2Seq):
             "rl_samples": trial.suggest_categorical("rl_samples", [1, 2, 4]),
             "rl_temperature": trial.suggest_float("rl_temperature", 0.7, 1.5),
             "rl_dropout": trial.suggest_categorical("rl_dropout", [True, False]),
+            "rl_baseline": trial.suggest_categorical("rl_baseline", ["greedy", "loo"]),
         }
 
     def check_params(self) -> str:
@@ -139,6 +147,10 @@ class Seq2Set(Seq2Seq):
             return f"reward must be one of {', '.join(REWARDS)}, got {p['reward']!r}"
         if not (isinstance(p["reward_mix"], (int, float)) and 0 <= p["reward_mix"] <= 1):
             return f"reward_mix must be in [0, 1], got {p['reward_mix']!r}"
+        if p["rl_baseline"] not in RL_BASELINES:
+            return f"rl_baseline must be one of {', '.join(RL_BASELINES)}, got {p['rl_baseline']!r}"
+        if p["rl_baseline"] == "loo" and p["rl_samples"] < 2:
+            return f"rl_baseline='loo' needs rl_samples >= 2 (the other samples are the baseline), got {p['rl_samples']}"
         if not isinstance(p["rl_dropout"], bool):
             return f"rl_dropout must be true or false, got {p['rl_dropout']!r}"
         return super().check_params()
@@ -217,14 +229,17 @@ class Seq2Set(Seq2Seq):
         p = self.params
         n_labels = len(self.labels_)
         samples = int(p["rl_samples"])
+        loo = p["rl_baseline"] == "loo"
         B = len(batch.index)
         with contextlib.nullcontext() if p["rl_dropout"] else dropout_off(network):
             memory, state0 = network.encode(batch.tokens, batch.lengths)
             step = network.decoder(memory)
             max_steps = self.max_labels_ + 1
             device = batch.tokens.device
-            with torch.no_grad():
-                greedy = decode(step, state0, B, network.n_tokens, max_steps, device=device)
+            greedy = None
+            if not loo:
+                with torch.no_grad():
+                    greedy = decode(step, state0, B, network.n_tokens, max_steps, device=device)
             rows = torch.arange(B, device=device).repeat_interleave(samples)
             sampled = decode(
                 step, reorder_state(state0, rows), B * samples, network.n_tokens, max_steps, device=device,
@@ -232,9 +247,15 @@ class Seq2Set(Seq2Seq):
             )
         gold = multi_hot(batch.label_outputs, n_labels)
         kind, mix = str(p["reward"]), float(p["reward_mix"])
-        r_greedy = reward_of(multi_hot(greedy.tokens, n_labels), gold, kind, mix)
         r_sample = reward_of(multi_hot(sampled.tokens, n_labels), repeat_beams(gold, samples), kind, mix)
-        advantage = r_sample - repeat_beams(r_greedy, samples)
+        if loo:
+            per_doc = r_sample.view(B, samples)
+            others = (per_doc.sum(dim=1, keepdim=True) - per_doc) / (samples - 1)
+            advantage = (per_doc - others).reshape(-1)
+            r_greedy = None
+        else:
+            r_greedy = reward_of(multi_hot(greedy.tokens, n_labels), gold, kind, mix)
+            advantage = r_sample - repeat_beams(r_greedy, samples)
         log_p = sequence_log_probs(sampled.tokens, sampled.log_probs)
         if stats is not None:
             stats.add(r_sample, r_greedy, advantage)
@@ -247,21 +268,24 @@ class RewardStats:
     def __init__(self) -> None:
         self.flush()
 
-    def add(self, r_sample: "torch.Tensor", r_greedy: "torch.Tensor", advantage: "torch.Tensor") -> None:
+    def add(self, r_sample: "torch.Tensor", r_greedy: "torch.Tensor | None", advantage: "torch.Tensor") -> None:
+        """``r_greedy`` is None under a leave-one-out baseline (no greedy decode)."""
         self.sample += float(r_sample.sum())
-        self.greedy += float(r_greedy.sum())
+        if r_greedy is not None:
+            self.greedy += float(r_greedy.sum())
+            self.n_docs += len(r_greedy)
         self.nonzero += float((advantage != 0).sum())
         self.n_samples += len(r_sample)
-        self.n_docs += len(r_greedy)
 
     def flush(self) -> dict[str, float]:
         out = {}
-        if getattr(self, "n_docs", 0):
+        if getattr(self, "n_samples", 0):
             out = {
                 "train_reward_sample": self.sample / self.n_samples,
-                "train_reward_greedy": self.greedy / self.n_docs,
                 "train_advantage_nonzero": self.nonzero / self.n_samples,
             }
+            if self.n_docs:
+                out["train_reward_greedy"] = self.greedy / self.n_docs
         self.sample = self.greedy = self.nonzero = 0.0
         self.n_samples = self.n_docs = 0
         return out

@@ -10,9 +10,11 @@ Deliberate deviations, each a hyperparameter:
 - ``pooling="document"`` (default) pools over each document's own positions,
   since batches are padded per batch; ``"padded"`` is the reference code's
   ``AdaptiveMaxPool1d`` over documents all padded to ``max_len``.
-- Embeddings are learnt from random initialisation (no pretrained vectors);
-  the ``small`` preset uses 128 dimensions, which trains faster and scored
-  better on Reuters than 300 in the issue's prototype.
+- Embeddings are learnt from random initialisation by default, as in the
+  paper's setting here; ``embeddings="glove50"`` (or a vectors file) starts
+  them from pretrained vectors instead (see :mod:`.neural.pretrained`). The
+  ``small`` preset uses 128 dimensions, which trained faster and scored
+  better on Reuters than 300.
 - ``min_labels`` gives every document its best-scored label(s) even when
   none reaches the threshold (0, the paper's rule, by default).
 - ``threshold="valid"`` (the ``small`` preset) replaces the fixed 0.5 by the

@@ -394,6 +394,13 @@ class Method(ABC):
         self.preset = preset
 
     @classmethod
+    def unavailable(cls, params: Mapping[str, Any] | None = None) -> str:
+        """Why the method cannot run here with ``params`` (e.g. an optional package is not
+        installed), in one line naming what to install; "" when it can. Cheap: nothing heavy is
+        imported. The contract reports every check as SKIP with this reason."""
+        return ""
+
+    @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         """Draw hyperparameters from an Optuna trial; the default searches nothing."""
         return {}
@@ -405,6 +412,12 @@ class Method(ABC):
     @abstractmethod
     def predict(self, split: Split) -> sp.csr_matrix:
         """Return an ``len(split) x split.n_labels`` CSR 0/1 matrix."""
+
+    def fit_report(self) -> dict[str, float | str]:
+        """Facts about the last fit worth logging with the run (optional): numbers become MLflow
+        metrics, strings ``mlbench.fit.<key>`` tags (e.g. the share of the vocabulary that
+        pretrained vectors covered, and their source and version)."""
+        return {}
 
     def predict_scores(self, split: Split) -> np.ndarray:
         """Per-label scores for ranking metrics (higher is more likely); optional."""

@@ -208,9 +208,12 @@ def run_contract(
     params = {**getattr(method_cls, "contract_params", {}), **(params or {})}
     results: list[CheckResult] = []
     state: dict[str, Any] = {}
+    missing = method_cls.unavailable(params)
 
     def check(name: str, fn: Callable[[], str]) -> None:
         try:
+            if missing:
+                raise Skip(missing)
             problem = fn()
             res = CheckResult(name, not problem, problem or "")
         except Skip as reason:

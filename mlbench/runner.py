@@ -80,6 +80,7 @@ class RunResult:
     predict_seconds: float
     run_id: str | None = None
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    fit_report: dict[str, float | str] = field(default_factory=dict)
 
 
 def evaluate_split(method: Method, split: Split, label_freq: np.ndarray) -> tuple[dict[str, float], Any, Any]:
@@ -137,8 +138,19 @@ def fit_and_evaluate(
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         history=list(ctx.history),
+        fit_report=dict(method.fit_report()),
     )
     return result, outputs
+
+
+def log_fit_report(tracker: Any, run_id: str, report: Mapping[str, float | str]) -> None:
+    """``Method.fit_report``: numbers as metrics, anything else as ``mlbench.fit.<key>`` tags."""
+    numbers = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        tracker.log_metrics(run_id, numbers)
+    others = {f"fit.{k}": str(v) for k, v in report.items() if k not in numbers}
+    if others:
+        tracker.set_tags(run_id, others)
 
 
 def _origin(method_cls: type[Method]) -> str:
@@ -228,6 +240,7 @@ def run_once(
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in result.test.items()})
         tracker.log_metrics(run_id, {f"final_valid_{k}": v for k, v in result.valid.items()})
         tracker.log_metrics(run_id, {"fit_seconds": result.fit_seconds, "predict_seconds": result.predict_seconds})
+        log_fit_report(tracker, run_id, result.fit_report)
         if log_predictions:
             pred, sc = outputs["test"]
             tracker.log_predictions(run_id, "test", task.test.ids, pred, sc)

@@ -299,6 +299,55 @@ def test_a_short_rl_phase_raises_the_mean_reward() -> None:
     assert all("train_advantage_nonzero" in m for _, m in ctx.history[1:])
 
 
+def test_leave_one_out_baseline_is_the_mean_of_the_other_samples(monkeypatch) -> None:
+    """The advantage of each sample is its reward minus the mean of its document's other samples,
+    and no greedy decode runs."""
+    import mlbench.methods.seq2set as seq2set_module
+    from mlbench.methods.neural.batching import collate, encode_label_sequences
+    from mlbench.methods.neural.text import encode_texts
+
+    method, train, _ = fitted_seq2set(rl_samples=3, rl_baseline="loo", rl_dropout=True)
+    net = method.network_
+    calls: list[bool] = []
+    real_decode = decoders.decode
+
+    def recording_decode(*args, **kwargs):
+        calls.append(bool(kwargs.get("sample")))
+        return real_decode(*args, **kwargs)
+
+    seen = {}
+    real_reward = seq2set_module.reward_of
+
+    def recording_reward(pred, gold, kind="f1", mix=0.5):
+        out = real_reward(pred, gold, kind, mix)
+        seen["rewards"] = out.detach().clone()
+        return out
+
+    monkeypatch.setattr(decoders, "decode", recording_decode)
+    monkeypatch.setattr(seq2set_module, "reward_of", recording_reward)
+    stats = seq2set_module.RewardStats()
+    texts = encode_texts(train.texts[:16], method.vocab_, method.max_len)
+    batch = collate(texts, np.arange(16), label_seqs=encode_label_sequences(train.label_seqs[:16]))
+    method.policy_gradient_loss(net, batch, stats)
+    assert calls == [True]  # sampling only
+    r = seen["rewards"].view(16, 3)
+    expected = (r - (r.sum(1, keepdim=True) - r) / 2).reshape(-1)
+    assert stats.nonzero == float((expected != 0).sum())
+    report = stats.flush()
+    assert "train_reward_greedy" not in report and report["train_reward_sample"] == pytest.approx(float(r.mean()))
+
+
+def test_a_short_loo_rl_phase_raises_the_mean_reward() -> None:
+    from mlbench.contract import contract_task
+
+    task = contract_task()
+    method = small_method(epochs=1, lr=2e-3, rl_epochs=6, rl_lr=1e-2, rl_patience=None, rl_samples=3, rl_baseline="loo")
+    ctx = FitContext(seed=0, progress=False)
+    method.fit(task.train, task.valid, ctx)
+    samples = [m["train_reward_sample"] for _, m in ctx.history if "train_reward_sample" in m]
+    assert len(samples) == 6 and samples[-1] > samples[0] + 0.1
+
+
 # ------------------------------------------------------------------ methods
 
 
@@ -340,6 +389,8 @@ def test_model_selection_spans_both_phases() -> None:
     ({"rl_temperature": 0}, "rl_temperature must be a positive"),
     ({"reward_mix": 1.5}, "reward_mix must be in"),
     ({"global_embedding": "yes"}, "global_embedding must be true or false"),
+    ({"rl_baseline": "mean"}, "rl_baseline must be one of"),
+    ({"rl_baseline": "loo", "rl_samples": 1}, "needs rl_samples >= 2"),
 ])
 def test_bad_settings_are_one_line_errors(bad, message) -> None:
     with pytest.raises(MlbenchError, match=message):

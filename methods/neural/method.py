@@ -52,6 +52,9 @@ NEURAL_DEFAULTS: dict[str, Any] = {
     "lr_decay": 1.0,  # learning-rate factor after each epoch without a better validation micro-F1
     "amp": True,  # bf16 autocast on CUDA (ignored on the CPU)
     "num_workers": 0,  # DataLoader worker processes building training batches (0: in the training process)
+    # initial word embedding: "random", a packaged source ("glove50") or a vectors file (see .pretrained)
+    "embeddings": "random",
+    "freeze_embeddings": False,  # keep the pretrained embedding columns fixed during training
 }
 
 #: Types and ranges of :data:`NEURAL_DEFAULTS`, checked before any data is read.
@@ -69,6 +72,8 @@ NEURAL_SPECS: dict[str, Param] = {
     "lr_decay": Param("float", low=0, high=1, low_open=True),
     "amp": Param("bool"),
     "num_workers": Param("int", low=0),
+    "embeddings": Param("str"),  # "random", a packaged source or a vectors file: see .pretrained
+    "freeze_embeddings": Param("bool"),
 }
 #: A dropout probability.
 DROPOUT_SPEC = Param("float", low=0, high=1, high_open=True)
@@ -90,7 +95,76 @@ class NeuralMethod(NeuralHooks, Method):
         if problem:
             raise MlbenchError(f"method {self.name!r}: {problem}")
 
+    def check_params(self) -> str:
+        """The shared checks of :class:`.hooks.NeuralHooks`, then the pretrained-embedding settings."""
+        problem = super().check_params()
+        if problem:
+            return problem
+        from mlbench.methods.neural.pretrained import describe_source, source_dim
+
+        p = self.params
+        problem = describe_source(p["embeddings"])
+        if problem:
+            return problem
+        if not isinstance(p["freeze_embeddings"], bool):
+            return f"freeze_embeddings must be true or false, got {p['freeze_embeddings']!r}"
+        dim = source_dim(p["embeddings"])
+        if dim is not None and isinstance(p.get("embedding_dim"), int) and p["embedding_dim"] < dim:
+            return f"embedding_dim={p['embedding_dim']} is smaller than the {dim}-d {p['embeddings']} vectors"
+        return ""
+
     # ------------------------------------------------------------------- fitting
+
+    def init_word_embedding(self, network: "torch.nn.Module", seed: int):
+        """Load ``embeddings`` into the network's ``word_embedding`` (None for 'random').
+
+        A pretrained matrix narrower than the layer fills its first columns; the
+        others keep random values (on the pretrained rows' scale) and are always
+        trained. ``freeze_embeddings`` keeps the pretrained columns fixed: the whole
+        layer stops receiving gradients when it has no other column, else a
+        gradient mask zeroes those columns' gradients.
+        """
+        from mlbench.methods.neural.pretrained import RANDOM, embedding_matrix
+
+        source = self.params["embeddings"]
+        if source == RANDOM:
+            return None
+        import torch
+
+        layer = getattr(network, "word_embedding", None)
+        if not isinstance(layer, torch.nn.Embedding):
+            raise MlbenchError(f"{self.name}: its network exposes no word_embedding layer to load {source!r} into")
+        mapped = embedding_matrix(self.vocab_.tokens, source, seed)
+        rows, width = layer.weight.shape
+        dim = mapped.matrix.shape[1]
+        if width < dim:
+            raise MlbenchError(f"{self.name}: embedding_dim={width} is smaller than the {dim}-d vectors of {source!r}")
+        with torch.no_grad():
+            weight = layer.weight
+            if width > dim:  # extra columns: random on the pretrained scale, PAD row zero
+                extra = torch.randn(rows, width - dim) * float(mapped.matrix[2:].std() or 1.0)
+                weight[:, dim:] = extra
+            weight[:, :dim] = torch.from_numpy(mapped.matrix)
+            weight[0] = 0.0
+        if self.params["freeze_embeddings"]:
+            if width == dim:
+                layer.weight.requires_grad_(False)
+            else:
+                mask = torch.ones(rows, width)
+                mask[:, :dim] = 0.0
+                layer.weight.register_hook(lambda grad: grad * mask.to(grad.device, grad.dtype))
+        log.info("%s: %s vectors cover %.1f%% of the vocabulary", self.name, source, 100 * mapped.coverage)
+        return mapped
+
+    def fit_report(self) -> dict[str, float | str]:
+        embedding = getattr(self, "embedding_", None)
+        if embedding is None:
+            return {}
+        return {
+            "embedding_coverage": embedding.coverage,
+            "embedding_source": embedding.source,
+            "embedding_version": embedding.version,
+        }
 
     def encode(self, split: Split) -> EncodedTexts:
         """A split's texts encoded with ``self.vocab_``, through the token cache."""
@@ -137,7 +211,9 @@ class NeuralMethod(NeuralHooks, Method):
         log.info("%s: vocabulary of %d tokens, %d labels", self.name, len(self.vocab_), len(self.labels_))
 
         self.device_ = device
-        self.network_ = self.build_network(len(self.vocab_), len(self.labels_)).to(device)
+        self.network_ = self.build_network(len(self.vocab_), len(self.labels_))
+        self.embedding_ = self.init_word_embedding(self.network_, ctx.seed)
+        self.network_ = self.network_.to(device)
         targets: dict[str, Any] = {}
         if self.target_kind == "multi_hot":
             targets["Y"] = train.Y.tocsr()

@@ -99,6 +99,10 @@ class XMLCNNNetwork(nn.Module):
     method pads every document to ``max_len`` (the paper's fixed-length input).
     """
 
+    @property
+    def word_embedding(self) -> nn.Embedding:
+        return self.encoder.embedding
+
     def __init__(
         self,
         vocab_size: int,
@@ -148,6 +152,10 @@ class CNNRNNNetwork(nn.Module):
     x H``; the document's own logits: ``N x V``) so that beam search reorders
     it along dimension 0.
     """
+
+    @property
+    def word_embedding(self) -> nn.Embedding:
+        return self.encoder.embedding
 
     def __init__(
         self,

@@ -128,6 +128,10 @@ class BiLSTM(nn.Module):
 
 
 class SGMNetwork(nn.Module):
+    @property
+    def word_embedding(self) -> nn.Embedding:
+        return self.embedding
+
     def __init__(
         self,
         vocab_size: int,

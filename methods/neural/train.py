@@ -107,6 +107,7 @@ def train_network(
     baseline: float | None = None,
     epoch_metrics: Callable[[], Mapping[str, float]] | None = None,
     num_workers: int = 0,
+    param_groups: list[dict] | None = None,
 ) -> TrainResult:
     """Train ``network`` in place and leave it holding the best epoch's weights.
 
@@ -120,9 +121,13 @@ def train_network(
     checkpoint to beat, restored if no epoch of this phase does better.
     ``epoch_metrics`` (called once after each epoch's training pass) adds the
     loss function's own statistics, e.g. the mean reward of a policy-gradient
-    phase, to the epoch's report.
+    phase, to the epoch's report. ``param_groups`` (Adam's parameter groups, each with its own
+    ``lr``) replaces the single group of every parameter at ``config.lr``, e.g. a pretrained
+    encoder at a lower rate than a fresh head; ``lr_decay`` scales every group.
     """
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        param_groups if param_groups is not None else network.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     with contextlib.ExitStack() as stack:
         ckpt_dir = ctx.checkpoint_dir
         if ckpt_dir is None:
