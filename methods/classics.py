@@ -1,9 +1,9 @@
 """Shared parts of the multi-label classics from scikit-multilearn-ng (ML-kNN, RAkEL, LabelPowerset).
 
 Each method is a scikit-multilearn-ng estimator on the TF-IDF features of the
-linear methods (:func:`mlbench.methods.linear.make_vectorizer`, called once in
-:meth:`ClassicMethod._featurizer`, so that moving to another featuriser is one
-line). Subclasses say how to build the estimator and whether it scores.
+linear methods, through the same cache (:func:`mlbench.methods.features.tfidf_features`):
+a tuning trial that changes only the estimator's settings does not featurise
+the corpus again. Subclasses say how to build the estimator and whether it scores.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, make_vectorizer
+from mlbench.api import FitContext, Method, Param, Split, as_binary_csr
+from mlbench.methods.features import tfidf_features
+from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS
 
 #: Unigram TF-IDF (BR's measured choice on Reuters); sublinear tf kept, as it suits distances and margins.
 CLASSIC_TFIDF = {**TFIDF_DEFAULTS, "max_ngram": 1}
+#: Types and ranges of the parameters every classic shares.
+CLASSIC_SPECS: dict[str, Param] = dict(TFIDF_SPECS)
+#: LinearSVC's C (RAkEL, LabelPowerset).
+C_SPEC = Param("float", low=0, low_open=True)
 
 try:  # scikit-learn is a dependency; the import is here so the wrapper below can subclass it
     from sklearn.svm import LinearSVC as _LinearSVC
@@ -63,17 +68,14 @@ class ClassicMethod(Method):
     def _estimator(self, seed: int, n_labels: int) -> Any:
         raise NotImplementedError
 
-    def _featurizer(self):
-        return make_vectorizer(self.params)
-
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "ClassicMethod":
         from mlbench.metrics import micro_precision_recall_f1
 
         # scikit-multilearn-ng draws RAkEL's partitions with the ``random`` module: seed it here.
         random.seed(ctx.seed)
         np.random.seed(ctx.seed)
-        self.vectorizer_ = self._featurizer()
-        X = self.vectorizer_.fit_transform(train.texts).tocsr()
+        features = tfidf_features(train.texts, self.params)
+        self.vectorizer_, X = features.vectorizer, features.X
         self.model_ = self._estimator(ctx.seed, train.n_labels)
         self.model_.fit(X, train.Y.astype(np.int64).tocsr())
         self.n_labels_ = train.n_labels

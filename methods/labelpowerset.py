@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlbench.methods.classics import CLASSIC_TFIDF, ClassicMethod, linear_svc
+from mlbench.methods.classics import C_SPEC, CLASSIC_SPECS, CLASSIC_TFIDF, ClassicMethod, linear_svc
 from mlbench.methods.linear import suggest_tfidf
 
 
@@ -17,6 +17,7 @@ class LabelPowerset(ClassicMethod):
     name = "lp"
     description = "Label powerset: one class per training label set, linear SVM on TF-IDF (scikit-multilearn-ng)"
     defaults = {**CLASSIC_TFIDF, "C": 1.0}  # LinearSVC's default C
+    param_specs = {**CLASSIC_SPECS, "C": C_SPEC}
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, as_binary_csr
+from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
 
 if TYPE_CHECKING:
     import torch
@@ -286,6 +286,25 @@ class MiniLM(Method):
         "clip_norm": 5.0,
         "threshold": "valid",  # a probability in (0, 1), or "valid": the best global threshold on validation
         "amp": True,  # bf16 autocast on CUDA
+    }
+    param_specs: ClassVar[dict[str, Param]] = {
+        "encoder": Param("str"),
+        "mode": Param("choice", choices=("frozen", "finetune")),
+        "max_length": Param("int", low=8),
+        "stride": Param("int", low=0),
+        "max_windows": Param("int", low=1),
+        "hidden": Param("int", low=0),
+        "dropout": Param("float", low=0, high=1, high_open=True),
+        "lr": Param("float", low=0, low_open=True),
+        "encoder_lr": Param("float", low=0, low_open=True),
+        "weight_decay": Param("float", low=0),
+        "epochs": Param("int", low=1),
+        "batch_size": Param("int", low=1),
+        "encode_batch_size": Param("int", low=1),
+        "patience": Param("int", low=1, none_ok=True),
+        "clip_norm": Param("float", low=0, none_ok=True),
+        "threshold": Param("float", low=0, high=1, low_open=True, high_open=True, also=("valid",)),
+        "amp": Param("bool"),
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {},

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import Split, as_binary_csr
-from mlbench.methods.classics import CLASSIC_TFIDF, ClassicMethod
+from mlbench.api import Param, Split, as_binary_csr
+from mlbench.methods.classics import CLASSIC_SPECS, CLASSIC_TFIDF, ClassicMethod
 from mlbench.methods.linear import suggest_tfidf
 
 
@@ -23,6 +23,8 @@ class MLkNN(ClassicMethod):
     description = "ML-kNN: k nearest neighbours with per-label Bayesian posteriors on TF-IDF (scikit-multilearn-ng)"
     # k and s are the library's and the paper's defaults (k=10, Laplace smoothing s=1).
     defaults = {**CLASSIC_TFIDF, "k": 10, "s": 1.0, "threshold": 0.5}
+    param_specs = {**CLASSIC_SPECS, "k": Param("int", low=1), "s": Param("float", low=0, low_open=True),
+                   "threshold": Param("float", low=0, high=1, low_open=True, high_open=True)}
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

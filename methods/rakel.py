@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlbench.methods.classics import CLASSIC_TFIDF, ClassicMethod, linear_svc
+from mlbench.api import Param
+from mlbench.methods.classics import C_SPEC, CLASSIC_SPECS, CLASSIC_TFIDF, ClassicMethod, linear_svc
 from mlbench.methods.linear import suggest_tfidf
 
 
@@ -19,6 +20,7 @@ class RAkEL(ClassicMethod):
     description = "RAkEL-d: label powersets of random disjoint label subsets, linear SVMs on TF-IDF (scikit-multilearn-ng)"
     # labelset_size 3 is the size the RAkEL paper recommends; C=1 is LinearSVC's default.
     defaults = {**CLASSIC_TFIDF, "labelset_size": 3, "C": 1.0}
+    param_specs = {**CLASSIC_SPECS, "labelset_size": Param("int", low=1), "C": C_SPEC}
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
