@@ -17,7 +17,8 @@ TRIM="reuters-trim5 reuters-trim10 reuters-trim20 reuters-trim30"
 
 # linear methods (and the omikuji plugin: pip install -e examples/mlbench-omikuji): base, shuffled and the
 # trim series; their k = 0 point is the reuters cell itself (same suite, same settings)
-mlbench bench linear-reuters --methods br pcc omikuji --tasks reuters reuters-shuffled $TRIM --seeds $SEEDS -q
+mlbench bench linear-reuters --methods br pcc omikuji lp rakel mlknn --tasks reuters reuters-shuffled --seeds $SEEDS -q
+mlbench bench linear-reuters --methods br pcc omikuji lp rakel mlknn --tasks $TRIM --seeds $SEEDS -q
 
 # neural methods, small preset: base and shuffled; seq2set starts from seq2seq's model
 mlbench bench paper-reuters --methods seq2seq seq2set cnn-rnn xml-cnn --tasks reuters reuters-shuffled --seeds $SEEDS -q

@@ -627,11 +627,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if hasattr(args, "tracking_uri") and args.tracking_uri is None:
+            args.tracking_uri = _default_uri()  # imports the tracking module (numpy): Ctrl-C may land here
     except KeyboardInterrupt:
         print("mlbench: interrupted", file=sys.stderr)
         return 130
-    if hasattr(args, "tracking_uri") and args.tracking_uri is None:
-        args.tracking_uri = _default_uri()
     # reports and suites read artifacts back (predictions, saved models): no progress bar per file
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(
