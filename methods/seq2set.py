@@ -108,6 +108,7 @@ class Seq2Set(Seq2Seq):
         "rl_samples": Param("int", low=1),
         "rl_temperature": Param("float", low=0, low_open=True),
         "rl_dropout": Param("bool"),
+        "rl_baseline": Param("choice", choices=RL_BASELINES),
         "reward": Param("choice", choices=REWARDS),
         "reward_mix": Param("float", low=0, high=1),
     }
@@ -123,14 +124,16 @@ class Seq2Set(Seq2Seq):
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
-        return {
+        space = {
             **Seq2Seq.search_space(trial),
             "rl_lr": trial.suggest_float("rl_lr", 1e-5, 3e-4, log=True),
             "rl_samples": trial.suggest_categorical("rl_samples", [1, 2, 4]),
             "rl_temperature": trial.suggest_float("rl_temperature", 0.7, 1.5),
             "rl_dropout": trial.suggest_categorical("rl_dropout", [True, False]),
-            "rl_baseline": trial.suggest_categorical("rl_baseline", ["greedy", "loo"]),
         }
+        if space["rl_samples"] >= 2:  # a leave-one-out baseline needs other samples
+            space["rl_baseline"] = trial.suggest_categorical("rl_baseline", ["greedy", "loo"])
+        return space
 
     def check_params(self) -> str:
         p = self.params
