@@ -49,6 +49,8 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from mlbench.data.cache import texts_digest  # one definition of a corpus digest for every cache
+
 log = logging.getLogger(__name__)
 
 #: The parameters that determine a featurisation (anything else, e.g. ``C``, leaves it unchanged).
@@ -81,16 +83,6 @@ _lock = threading.Lock()
 _features: "OrderedDict[str, TfidfFeatures]" = OrderedDict()
 _transforms: "OrderedDict[tuple[str, str], sp.csr_matrix]" = OrderedDict()
 _digest_of: "OrderedDict[int, tuple[tuple[str, ...], str]]" = OrderedDict()
-
-
-def texts_digest(texts: Iterable[str]) -> str:
-    """A hash of a sequence of texts (each length-prefixed, so boundaries count)."""
-    h = hashlib.blake2b(digest_size=16)
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
 
 
 def _digest(texts: Any) -> str:

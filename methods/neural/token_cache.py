@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from mlbench.data.cache import texts_digest  # one definition of a corpus digest for every cache
 from mlbench.methods.neural.text import (
     TOKENIZER_VERSION,
     EncodedTexts,
@@ -56,16 +57,6 @@ _OFF = {"0", "off", "false", "no"}
 META_FILE = "meta.json"
 
 _split_digests: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
-
-
-def texts_digest(texts: Iterable[str]) -> str:
-    """A hash of a sequence of texts (each length-prefixed, so boundaries count)."""
-    h = hashlib.blake2b(digest_size=16)
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
 
 
 def split_digest(split: Any) -> str:

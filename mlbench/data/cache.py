@@ -19,10 +19,21 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from mlbench.api import DataError
 
 log = logging.getLogger(__name__)
+
+
+def texts_digest(texts: Iterable[str]) -> str:
+    """A hash of a sequence of texts (each length-prefixed, so boundaries count)."""
+    h = hashlib.blake2b(digest_size=16)
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
 
 
 def data_home() -> Path:
