@@ -127,7 +127,7 @@ class Bundle:
 
     def records(self) -> list[Any]:
         """The runs as :class:`mlbench.reporting.RunRecord`, rows labelled."""
-        from mlbench.reporting import RunRecord, label_rows
+        from mlbench.records import RunRecord, label_rows
 
         out = []
         for row in self.rows():
@@ -226,6 +226,6 @@ def _export_predictions(tracker: Any, r: Any, truth: TaskTruth, folder: Path, ra
 
 
 def _download_artifact(tracker: Any, run_id: str) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray | None]:
-    from mlbench.reporting import _download_artifact as download
+    from mlbench.comparisons import _download_artifact as download
 
     return download(tracker, run_id)

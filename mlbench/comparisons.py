@@ -1,0 +1,135 @@
+"""Report sections computed from the runs' test predictions: the paired bootstrap and micro-F1 per label-frequency bin.
+
+This module owns reading a run's ``predictions_test.npz`` back from the store
+(for a bundle and for ``mlbench compare``), the paired-bootstrap table of each
+row against the reference rows, and the table of micro-F1 by the labels'
+number of training documents. :mod:`mlbench.reporting` re-exports every name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from mlbench.api import MlbenchError
+from mlbench.records import RunRecord, _fmt, _method_key
+
+#: Training-count bins of the per-bin table under Figure 2: [low, high) training documents per label.
+FREQUENCY_BINS = ((1, 5), (5, 20), (20, 100), (100, None))
+
+
+def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -> str:
+    """Markdown: micro-F1 of every row on the labels of each training-count bin (seed mean), with each bin's support.
+
+    Computed from the bundle's predictions, so it needs no logged metric: the
+    rarest labels of a small corpus (one training document each) show as their
+    own bin instead of making a 10% group that every method scores 0 on.
+    """
+    from mlbench.metrics import micro_precision_recall_f1
+
+    freq = truth.train_frequency
+    positives = np.asarray(truth.Y.sum(axis=0)).ravel()
+    bins = []
+    for low, high in FREQUENCY_BINS:
+        cols = np.flatnonzero((freq >= low) & ((freq < high) if high else True) & (positives > 0))
+        if cols.size:
+            bins.append((f"{low}-{high - 1}" if high else f"{low}+", cols))
+    if not bins:
+        return ""
+    head = "| method | " + " | ".join(f"{name} ({len(c)} labels, {int(positives[c].sum())} test pos.)" for name, c in bins) + " |"
+    lines = [head, "|---|" + "---|" * len(bins)]
+    by_row: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.task == truth.task and r.fingerprint == truth.fingerprint:
+            by_row.setdefault(r.row_name, []).append(r)
+    for row in sorted(by_row, key=_method_key):
+        preds = [bundle.predictions(r.run_id) for r in sorted(by_row[row], key=lambda r: r.seed)]
+        preds = [p[0] for p in preds if p is not None]
+        if not preds:
+            continue
+        cells = []
+        for _, cols in bins:
+            vals = np.array([micro_precision_recall_f1(truth.Y[:, cols], p[:, cols])[2] for p in preds])
+            cells.append(_fmt(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals), 3))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _download_predictions(tracker: Any, run_id: str) -> tuple[np.ndarray, Any]:
+    """(document ids, 0/1 matrix) from a run's ``predictions_test.npz`` artifact."""
+    ids, pred, _ = _download_artifact(tracker, run_id)
+    return ids, pred
+
+
+def _download_artifact(tracker: Any, run_id: str) -> tuple[np.ndarray, Any, np.ndarray | None]:
+    """(document ids, 0/1 matrix, scores or None) from a run's ``predictions_test.npz`` artifact."""
+    import tempfile
+
+    from mlbench.tracking import load_predictions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = tracker.client.download_artifacts(run_id, "predictions_test.npz", tmp)
+        except Exception as exc:  # MLflow raises several types for a missing artifact
+            raise MlbenchError(f"run {run_id} has no test predictions artifact ({type(exc).__name__})") from exc
+        return load_predictions(local)
+
+
+def run_predictions(tracker: Any, run_id: str) -> tuple[str, str, Any, str]:
+    """(task, fingerprint, test predictions, method) of one run, for ``mlbench compare``."""
+    try:
+        run = tracker.client.get_run(run_id)
+    except Exception as exc:
+        raise MlbenchError(f"no run {run_id!r} in {tracker.tracking_uri}") from exc
+    tags = run.data.tags
+    if "mlbench.task" not in tags:
+        raise MlbenchError(f"run {run_id} was not logged by mlbench")
+    _, pred = _download_predictions(tracker, run_id)
+    return tags["mlbench.task"], tags.get("mlbench.fingerprint", ""), pred, tags.get("mlbench.method", "?")
+
+
+def bootstrap_table(
+    bundle: "Bundle", records: Sequence[RunRecord], truth: "TaskTruth", references: Sequence[str], n_resamples: int = 1000
+) -> str:
+    """Paired bootstrap of each row against each reference row over the seeds both ran.
+
+    With several seeds, each side's metric is its mean over those seeds (the
+    same document resample applied to every run), so the interval is that of
+    the difference of seed means. Predictions come from the bundle.
+    """
+    from mlbench.stats import paired_bootstrap
+
+    runs = {(r.row_name, r.seed): r for r in records if r.task == truth.task and r.fingerprint == truth.fingerprint}
+    preds: dict[tuple[str, int], Any] = {}
+
+    def pred(key: tuple[str, int]):
+        if key not in preds:
+            loaded = bundle.predictions(runs[key].run_id)
+            preds[key] = None if loaded is None else loaded[0]  # a run logged without predictions is left out
+        return preds[key]
+
+    lines = [
+        "| method | vs | seeds | Δ micro-F1 [95% CI] | Δ 0/1 loss [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    methods = sorted({m for m, _ in runs}, key=_method_key)
+    for ref in references:
+        for m in methods:
+            if m == ref:
+                continue
+            seeds = [
+                s for s in sorted(s for (mm, s) in runs if mm == m and (ref, s) in runs)
+                if pred((m, s)) is not None and pred((ref, s)) is not None
+            ]
+            if not seeds:
+                continue
+            pa, pb = [pred((m, s)) for s in seeds], [pred((ref, s)) for s in seeds]
+            res = paired_bootstrap(truth.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
+            f1, zo = res["micro_f1"], res["subset_01_loss"]
+            star = lambda r: "*" if r.significant else ""  # noqa: E731
+            lines.append(
+                f"| {m} | {ref} | {', '.join(map(str, seeds))} | {f1.diff:+.4f} [{f1.low:+.4f}, {f1.high:+.4f}]{star(f1)} | "
+                f"{zo.diff:+.4f} [{zo.low:+.4f}, {zo.high:+.4f}]{star(zo)} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
