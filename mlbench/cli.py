@@ -42,8 +42,6 @@ except KeyboardInterrupt:
     print("mlbench: interrupted", file=sys.stderr)
     raise SystemExit(130) from None
 
-log = logging.getLogger("mlbench")
-
 
 # ------------------------------------------------------------------- parser
 
