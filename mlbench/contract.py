@@ -235,7 +235,7 @@ def run_contract(
         for preset in ("small", "paper"):
             if preset not in method_cls.presets:
                 return f"no {preset!r} preset"
-            method_cls(preset=preset)  # presets must name known parameters
+            method_cls(preset=preset, **params)  # presets must name known parameters
         return ""
 
     def fits_and_predicts() -> str:
@@ -357,7 +357,7 @@ def run_contract(
                 drawn = method_cls.search_space(trial)
                 if not isinstance(drawn, dict):
                     return f"search_space returned {type(drawn).__name__}, expected a dict of parameters"
-                method_cls(preset="small", **drawn)  # unknown names raise here
+                method_cls(preset="small", **{**params, **drawn})  # unknown names raise here
                 study.tell(trial, 0.0)
         finally:
             optuna.logging.set_verbosity(verbosity)
