@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import scipy.sparse as sp
+
 os.environ["MLBENCH_FEATURE_CACHE"] = "off"  # fits from scratch: no features from an earlier run
 os.environ.setdefault("MLBENCH_NO_PROGRESS", "1")
 
@@ -95,7 +98,11 @@ def sklearn_learner(task: Task):
     from sklearn.multiclass import OneVsRestClassifier
 
     feats = features.make_vectorizer(BinaryRelevance.defaults)
-    X = feats.fit_transform(task.train.texts)
+    # float64 with sorted, summed indices up front: each thread's input check then reads X and never
+    # converts or sorts the shared matrix in place (one run died in that check with a corrupted heap)
+    X = sp.csr_matrix(feats.fit_transform(task.train.texts), dtype=np.float64)
+    X.sum_duplicates()
+    X.sort_indices()
     from joblib import parallel_config
 
     clf = OneVsRestClassifier(LogisticRegression(C=300.0, solver="liblinear", max_iter=1000),
