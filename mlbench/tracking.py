@@ -34,6 +34,8 @@ from mlbench.api import MlbenchError
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
 MODEL_ARTIFACT = "model"  # artifact folder of a run's saved model
+#: Every run's first artifact: its name, parent and tags as it was started (see :meth:`Tracker.start_run`).
+RUN_MANIFEST = "run.json"
 TAG_PREFIX = "mlbench."
 #: Attempts of one store call that meets a busy SQLite file (several worker processes writing at once).
 LOCK_RETRIES = 12
@@ -251,7 +253,6 @@ class Tracker:
                 raise
             return exp.experiment_id
 
-    @retry_when_locked
     def start_run(
         self,
         experiment_id: str,
@@ -259,11 +260,25 @@ class Tracker:
         tags: Mapping[str, str],
         parent_run_id: str | None = None,
     ) -> str:
+        """A new run with ``tags`` (prefixed ``mlbench.``) and its :data:`RUN_MANIFEST` artifact.
+
+        Every run gets at least that one artifact. MLflow's run-comparison page
+        (3.17) fails ("Something went wrong" in its Artifacts section) when the
+        first run compared has artifacts and a later one has none, as a tuning
+        trial or a mean-over-seeds run had: the server's artifact listing omits
+        the file list of an empty run and the page reads it anyway.
+        """
         all_tags = {TAG_PREFIX + k if not k.startswith(("mlflow.", TAG_PREFIX)) else k: str(v) for k, v in tags.items()}
         if parent_run_id is not None:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-        return run.info.run_id
+        run_id = self._create_run(experiment_id, run_name, all_tags)
+        # created and described in two retried steps: a busy store retried in the second cannot make a second run
+        self.log_json(run_id, RUN_MANIFEST, {"run_name": run_name, "parent_run_id": parent_run_id, "tags": all_tags})
+        return run_id
+
+    @retry_when_locked
+    def _create_run(self, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> str:
+        return self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
 
     @retry_when_locked
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:

@@ -1,0 +1,133 @@
+"""The MLflow UI over an mlbench store, rendered by headless Chromium.
+
+MLflow's run-comparison page fails in its Artifacts section ("Something went
+wrong with this section") when the first run compared has artifacts and a later
+one has none. mlbench used to log runs without artifacts (tuning trials, the
+mean-over-seeds run), so comparing a tuned run with its trials broke the page;
+now every run starts with its ``run.json``. The store-level test runs everywhere;
+the browser test needs Chromium (CI installs Debian's ``chromium``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlbench.cli import main
+
+MLBENCH = shutil.which("mlbench") or str(Path(sys.executable).with_name("mlbench"))
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+BROKEN_SECTION = "Something went wrong"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Two seeds of BR (and their mean-over-seeds run) and a 2-trial study, on the synthetic task."""
+    root = tmp_path_factory.mktemp("ui-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    old = Path.cwd()
+    os.chdir(root)  # artifacts go to ./mlartifacts
+    try:
+        common = ["--method", "br", "--task", "synthetic", "--tracking-uri", uri, "-q"]
+        assert main(["run", *common, "--seeds", "0", "1"]) == 0
+        assert main(["run", *common, "--trials", "2"]) == 0
+    finally:
+        os.chdir(old)
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    (exp,) = [e for e in client.search_experiments() if e.name == "synthetic"]
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    return root, uri, client, exp.experiment_id, runs
+
+
+def test_every_kind_of_run_has_an_artifact(store):
+    _, _, client, _, runs = store
+    assert {"br-seed0", "br-seed1", "br-seeds0-1", "br-seed0-tuned", "trial-0", "trial-1"} <= set(runs)
+    for name, run in runs.items():
+        paths = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert "run.json" in paths, (name, paths)
+    manifest = Path(client.download_artifacts(runs["trial-1"].info.run_id, "run.json", str(store[0])))
+    import json
+
+    body = json.loads(manifest.read_text())
+    assert body["run_name"] == "trial-1"
+    assert body["parent_run_id"] == runs["br-seed0-tuned"].info.run_id
+    assert body["tags"]["mlflow.parentRunId"] == body["parent_run_id"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _page_text(url: str) -> str:
+    """The text of a page once its scripts have run (Chromium's DOM dump, tags stripped)."""
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
+         "--virtual-time-budget=30000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    body = re.sub(r"<style[^>]*>.*?</style>", " ", proc.stdout, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+def test_the_ui_renders_runs_their_metrics_and_comparisons(store):
+    root, uri, _, exp_id, runs = store
+    port = _free_port()
+    ui = subprocess.Popen([MLBENCH, "ui", "--port", str(port), "--tracking-uri", uri], cwd=root,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert ui.poll() is None, ui.stderr.read().decode()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the MLflow server did not answer within 180 s"
+            time.sleep(0.5)
+
+        listing = _page_text(f"{base}/#/experiments/{exp_id}/runs")
+        for name in ("br-seed0", "br-seed1", "br-seeds0-1", "br-seed0-tuned"):
+            assert name in listing, listing[-3000:]
+
+        seed0 = runs["br-seed0"]
+        page = _page_text(f"{base}/#/experiments/{exp_id}/runs/{seed0.info.run_id}")
+        assert "test_micro_f1" in page
+        value = seed0.data.metrics["test_micro_f1"]
+        assert any(f"{value:.{d}f}".rstrip("0") in page for d in (3, 4, 5)), page[-3000:]
+        assert BROKEN_SECTION not in page
+
+        # the tuned run first, then trials: the order that broke the Artifacts section
+        ids = [runs[n].info.run_id for n in ("br-seed0-tuned", "trial-0", "trial-1")]
+        compare = _page_text(f"{base}/#/compare-runs?runs=[{','.join(repr(i) for i in ids)}]"
+                             f"&experiments=[{exp_id!r}]".replace("'", '"'))
+        assert "Artifacts" in compare and "mlbench.role parent trial trial" in compare, compare[-3000:]
+        assert BROKEN_SECTION not in compare, compare[compare.find("Artifacts"):][:500]
+        assert "run.json" in compare  # the artifact every run shares is listed
+    finally:
+        try:
+            os.killpg(ui.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
