@@ -8,7 +8,9 @@
     DIR/tasks/<task>.npz       each task's test documents and labels, and its training label frequencies
 
 and the report is rendered from these files alone (``mlbench report --from DIR``
-renders the same bytes with no MLflow store and no dataset).
+renders the same bytes with no MLflow store and no dataset). ``mlbench report
+--merge DIR`` adds a bundle's runs to the store's (:func:`merged_records`), so a
+report can grow from evidence computed elsewhere or earlier without rerunning it.
 
 Prediction files keep the artifact's CSR layout (``indptr``, ``indices``,
 ``shape``; the 0/1 values are implied) without ``ids``, which are stored once
@@ -26,9 +28,10 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
+import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -161,13 +164,18 @@ class Bundle:
 
 
 def export_bundle(
-    tracker: Any, records: Sequence[Any], out_dir: Path, meta: dict[str, Any], data_dir: Path | None = None
+    tracker: Any, records: Sequence[Any], out_dir: Path, meta: dict[str, Any], data_dir: Path | None = None,
+    copied_predictions: Mapping[str, Path | None] | None = None,
 ) -> tuple[Bundle, list[Any]]:
     """Write ``records`` (their predictions read from the store) and their tasks' labels as a bundle.
 
-    Runs on a split other than the task's current one (another fingerprint)
-    cannot be scored from the bundle and are left out; the second value lists them.
+    A run listed in ``copied_predictions`` comes from another bundle: its
+    predictions file is copied from the path given (None: it had none) instead
+    of being read from the store. Runs on a split other than the task's current
+    one (another fingerprint) cannot be scored from the bundle and are left out;
+    the second value lists them.
     """
+    copied_predictions = copied_predictions or {}
     from mlbench.metrics import ranked_columns
     from mlbench.registry import get_task
 
@@ -193,7 +201,14 @@ def export_bundle(
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow([*RUN_COLUMNS, *(f"test_{k}" for k in metric_names)])
         for r in kept:
-            has_predictions = _export_predictions(tracker, r, truths[r.task], out_dir / "predictions", ranked_columns)
+            if r.run_id in copied_predictions:
+                source = copied_predictions[r.run_id]
+                if source is not None:
+                    shutil.copyfile(source, out_dir / "predictions" / f"{r.run_id}.npz")
+                has_predictions = source is not None
+            else:
+                has_predictions = _export_predictions(tracker, r, truths[r.task], out_dir / "predictions",
+                                                      ranked_columns)
             row = {
                 "run_id": r.run_id, "method": r.method, "task": r.task, "fingerprint": r.fingerprint, "seed": str(r.seed),
                 "config_digest": r.config_digest, "code_digest": r.code_digest, "config_label": r.config_label,
@@ -229,3 +244,37 @@ def _download_artifact(tracker: Any, run_id: str) -> tuple[np.ndarray, sp.csr_ma
     from mlbench.comparisons import _download_artifact as download
 
     return download(tracker, run_id)
+
+
+def merged_records(
+    store_records: Sequence[Any], bundle_dirs: Sequence[Path], tasks: Sequence[str], scratch: Path
+) -> tuple[list[Any], dict[str, Path | None]]:
+    """The store's runs plus the runs of earlier bundles that the store has no newer run for.
+
+    A bundle run is kept unless the store holds a run of the same cell (method,
+    task, seed, fingerprint, configuration digest): the store's run is the newer
+    evidence. Only the bundles' runs of ``tasks`` are read. Each kept run's
+    predictions are copied into ``scratch`` first, so the folder being rewritten
+    may itself be one of the bundles. Returns the records (rows not yet
+    labelled) and, per bundle run, its copied predictions file (None without one).
+    """
+    def cell(r: Any) -> tuple[Any, ...]:
+        return (r.method, r.task, r.seed, r.fingerprint, r.config_digest)
+
+    taken = {cell(r) for r in store_records}
+    records, copied = list(store_records), {}
+    for i, folder in enumerate(bundle_dirs):
+        bundle = Bundle(Path(folder))
+        rows = {row["run_id"]: row for row in bundle.rows()}
+        for r in bundle.records():
+            if r.task not in tasks or cell(r) in taken or r.run_id in copied:
+                continue
+            taken.add(cell(r))
+            source = None
+            if rows[r.run_id].get("predictions"):
+                source = scratch / f"{i}-{r.run_id}.npz"
+                shutil.copyfile(bundle.root / rows[r.run_id]["predictions"], source)
+            copied[r.run_id] = source
+            records.append(r)
+    return records, copied
+

@@ -319,13 +319,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mlbench.reporting import render_report, write_report
 
     if args.from_dir:
-        if args.task or args.config or args.tasks:
-            raise UsageError("--from renders a bundle as it was written: --task, --tasks and --config do not apply")
+        if args.task or args.config or args.tasks or args.merge:
+            raise UsageError("--from renders a bundle as it was written: --task, --tasks, --config and --merge "
+                             "do not apply")
         readme = render_report(Path(args.from_dir), Path(args.out) if args.out else None)
         print(f"wrote {readme} and its figures from the bundle in {args.from_dir}")
         return 0
     if args.tasks:
+        if args.merge:
+            raise UsageError("--merge applies to a report of one task family (--task), not to --tasks")
         return _report_across_tasks(args)
+    for folder in args.merge:
+        if not (Path(folder) / "runs.csv").is_file() or not (Path(folder) / "bundle.json").is_file():
+            raise UsageError(f"--merge {folder}: no report bundle there (runs.csv and bundle.json)")
     if not args.task:
         raise UsageError("report needs --task T (from the store), --tasks T1,T2,... (a comparison across tasks) "
                          "or --from DIR (from a bundle)")
@@ -338,7 +344,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         command = args.command_note
     readme = write_report(
         _tracker(args), out_dir, args.task, command=command, data_dir=args.data_dir, n_resamples=args.resamples,
-        config=args.config,
+        config=args.config, merge=[Path(m) for m in args.merge],
     )
     print(f"wrote {readme}, its figures and its evidence (runs.csv, predictions/, tasks/)")
     return 0

@@ -233,26 +233,37 @@ def write_report(
     data_dir: Path | None = None,
     n_resamples: int = 1000,
     config: str | None = None,
+    merge: Sequence[Path] = (),
 ) -> Path:
     """Export the runs of the store into a bundle in ``out_dir`` (:mod:`mlbench.bundle`), then render it.
 
-    The README and figures are always rendered from the bundle's files, so
+    ``merge`` names earlier bundles whose runs join the store's where the store
+    has no run of the same cell (:func:`mlbench.bundle.merged_records`). The
+    README and figures are always rendered from the bundle's files, so
     ``render_report(out_dir)`` (``mlbench report --from``) gives the same bytes.
     """
     import logging
+    import tempfile
 
-    from mlbench.bundle import export_bundle
+    from mlbench.bundle import Bundle, export_bundle, merged_records
+    from mlbench.records import filter_config, label_rows
+
+    def family(t: str) -> bool:
+        return t == base_task or t.startswith(base_task + "-")
 
     if tasks is None:
         names = [e.name for e in tracker.client.search_experiments()]
-        tasks = [t for t in names if t == base_task or t.startswith(base_task + "-")]
-    records = collect_runs(tracker, tasks, config=config)
-    if not any(r.task == base_task for r in records):
-        raise MlbenchError(f"no finished run of task {base_task!r} in {tracker.tracking_uri}"
-                           + (f" with --config {config}" if config else "") + "; run `mlbench bench` first")
-    meta = {"base_task": base_task, "command": command, "config": config or "all", "n_resamples": n_resamples,
-            "tasks": sorted({r.task for r in records})}
-    bundle, dropped = export_bundle(tracker, records, out_dir, meta, data_dir=data_dir)
+        names += [t for folder in merge for t in Bundle(Path(folder)).meta.get("tasks", [])]
+        tasks = sorted({t for t in names if family(t)})
+    with tempfile.TemporaryDirectory() as scratch:
+        records, copied = merged_records(collect_runs(tracker, tasks, config=config), merge, tasks, Path(scratch))
+        records = label_rows(filter_config(records, config))
+        if not any(r.task == base_task for r in records):
+            raise MlbenchError(f"no finished run of task {base_task!r} in {tracker.tracking_uri}"
+                               + (f" with --config {config}" if config else "") + "; run `mlbench bench` first")
+        meta = {"base_task": base_task, "command": command, "config": config or "all", "n_resamples": n_resamples,
+                "tasks": sorted({r.task for r in records})}
+        bundle, dropped = export_bundle(tracker, records, out_dir, meta, data_dir=data_dir, copied_predictions=copied)
     for r in dropped:
         logging.getLogger(__name__).warning("run %s (%s on %s) used another split (fingerprint %s): left out",
                                             r.run_id, r.method, r.task, r.fingerprint)

@@ -147,3 +147,44 @@ def test_committed_reuters_report_rerenders_and_recomputes(tmp_path):
     render_report(copy)
     assert (copy / "README.md").read_bytes() == (COMMITTED / "README.md").read_bytes()
     assert check_bundle_metrics(COMMITTED) > 0
+
+
+def test_merge_adds_an_earlier_bundles_runs_and_the_store_supersedes_its_cells(store, tmp_path):
+    from mlbench.cli import main
+    from mlbench.registry import get_method, get_task
+    from mlbench.runner import run_once
+
+    tracker, full = store
+    earlier = tmp_path / "earlier"  # br's defaults only, as if committed by an earlier session
+    write_report(tracker, earlier, "synthetic", n_resamples=50, config="default")
+    earlier_rows = {r["run_id"]: r for r in csv.DictReader(open(earlier / "runs.csv"))}
+    assert {r["method"] for r in earlier_rows.values()} == {"br"}
+
+    # a new store with one new cell (pcc, beam 2) and one cell the bundle has too (br defaults, seed 0)
+    other = Tracker(f"sqlite:///{tmp_path / 'other.db'}", artifact_dir=tmp_path / "other-artifacts")
+    run_once(get_method("pcc"), get_task("synthetic"), {"beam_width": 2}, 0, "cpu", other, preset="small",
+             progress=False)
+    run_once(get_method("br"), get_task("synthetic"), {}, 0, "cpu", other, preset="small", progress=False)
+    assert main(["report", "--task", "synthetic", "--out", str(earlier), "--merge", str(earlier), "--resamples", "50",
+                 "--tracking-uri", other.tracking_uri]) == 0
+
+    rows = list(csv.DictReader(open(earlier / "runs.csv")))
+    kept = [r for r in rows if r["run_id"] in earlier_rows]
+    assert len(rows) == len(earlier_rows) + 1  # br seed 0 came from the store, in place of the bundle's
+    assert {(r["task"], r["seed"]) for r in kept} == {(r["task"], r["seed"]) for r in earlier_rows.values()} - {
+        ("synthetic", "0")}
+    assert {r["method"] for r in rows if r["run_id"] not in earlier_rows} == {"br", "pcc"}
+    for r in rows:  # every run's predictions travelled, even though --out was the bundle being merged
+        assert r["predictions"] and (earlier / r["predictions"]).is_file()
+    assert check_bundle_metrics(earlier) >= len(rows) * 11
+    text = (earlier / "README.md").read_text()
+    assert "| br | 3 |" in text and "| pcc | 1 |" in text  # one configuration each: rows are the methods
+    copy = tmp_path / "copy"
+    shutil.copytree(earlier, copy)
+    render_report(copy)
+    assert (copy / "README.md").read_bytes() == (earlier / "README.md").read_bytes()
+
+    # usage errors before any work
+    assert main(["report", "--task", "synthetic", "--merge", str(tmp_path / "nothing"),
+                 "--tracking-uri", other.tracking_uri]) == 2
+    assert main(["report", "--from", str(full), "--merge", str(earlier)]) == 2
