@@ -142,7 +142,7 @@ class Bundle:
                 run_id=row["run_id"], method=row["method"], task=row["task"], seed=int(row["seed"]),
                 fingerprint=row["fingerprint"], metrics=metrics, tags=tags, artifact_uri="", start_time=0,
                 config_digest=row["config_digest"], code_digest=row["code_digest"], config_label=row["config_label"],
-                fit_seconds=fit,
+                fit_seconds=fit, predict_seconds=predict,
             ))
         return label_rows(out)
 
@@ -213,7 +213,8 @@ def export_bundle(
                 "run_id": r.run_id, "method": r.method, "task": r.task, "fingerprint": r.fingerprint, "seed": str(r.seed),
                 "config_digest": r.config_digest, "code_digest": r.code_digest, "config_label": r.config_label,
                 "fit_seconds": _format(r.fit_seconds),
-                "predict_seconds": _format(r.metrics.get("compute_seconds", 0.0) - r.fit_seconds),
+                "predict_seconds": _format(r.predict_seconds if r.predict_seconds is not None
+                                           else r.metrics.get("compute_seconds", 0.0) - r.fit_seconds),
                 "predictions": f"predictions/{r.run_id}.npz" if has_predictions else "",
             }
             row.update({col: r.tags.get(tag, "") for col, tag in TAG_COLUMNS.items()})
@@ -262,18 +263,23 @@ def merged_records(
         return (r.method, r.task, r.seed, r.fingerprint, r.config_digest)
 
     taken = {cell(r) for r in store_records}
+    store_ids = {r.run_id for r in store_records}
     records, copied = list(store_records), {}
     for i, folder in enumerate(bundle_dirs):
         bundle = Bundle(Path(folder))
         rows = {row["run_id"]: row for row in bundle.rows()}
         for r in bundle.records():
-            if r.task not in tasks or cell(r) in taken or r.run_id in copied:
+            if r.task not in tasks or cell(r) in taken or r.run_id in copied or r.run_id in store_ids:
                 continue
             taken.add(cell(r))
             source = None
             if rows[r.run_id].get("predictions"):
                 source = scratch / f"{i}-{r.run_id}.npz"
-                shutil.copyfile(bundle.root / rows[r.run_id]["predictions"], source)
+                try:
+                    shutil.copyfile(bundle.root / rows[r.run_id]["predictions"], source)
+                except OSError as exc:
+                    raise BundleError(f"bundle {bundle.root}: cannot read the predictions of run {r.run_id} "
+                                      f"({exc.strerror}: {rows[r.run_id]['predictions']})") from exc
             copied[r.run_id] = source
             records.append(r)
     return records, copied

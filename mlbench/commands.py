@@ -340,6 +340,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     command = "mlbench report --task " + args.task + (f" --out {args.out}" if args.out else "")
     if args.config:
         command += f" --config {args.config}"
+    command += "".join(f" --merge {m}" for m in args.merge)
     if args.command_note:
         command = args.command_note
     readme = write_report(

@@ -45,6 +45,7 @@ class RunRecord:
     config_label: str = ""
     fit_seconds: float = 0.0
     row: str = ""
+    predict_seconds: float | None = None  # as logged; None: the compute time minus the fit time
 
     @property
     def row_name(self) -> str:

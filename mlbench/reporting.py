@@ -12,6 +12,9 @@ records and their aggregates live in :mod:`mlbench.records`, the figures in
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -243,10 +246,8 @@ def write_report(
     ``render_report(out_dir)`` (``mlbench report --from``) gives the same bytes.
     """
     import logging
-    import tempfile
 
     from mlbench.bundle import Bundle, export_bundle, merged_records
-    from mlbench.records import filter_config, label_rows
 
     def family(t: str) -> bool:
         return t == base_task or t.startswith(base_task + "-")
@@ -255,19 +256,60 @@ def write_report(
         names = [e.name for e in tracker.client.search_experiments()]
         names += [t for folder in merge for t in Bundle(Path(folder)).meta.get("tasks", [])]
         tasks = sorted({t for t in names if family(t)})
-    with tempfile.TemporaryDirectory() as scratch:
-        records, copied = merged_records(collect_runs(tracker, tasks, config=config), merge, tasks, Path(scratch))
-        records = label_rows(filter_config(records, config))
-        if not any(r.task == base_task for r in records):
-            raise MlbenchError(f"no finished run of task {base_task!r} in {tracker.tracking_uri}"
-                               + (f" with --config {config}" if config else "") + "; run `mlbench bench` first")
-        meta = {"base_task": base_task, "command": command, "config": config or "all", "n_resamples": n_resamples,
-                "tasks": sorted({r.task for r in records})}
-        bundle, dropped = export_bundle(tracker, records, out_dir, meta, data_dir=data_dir, copied_predictions=copied)
-    for r in dropped:
-        logging.getLogger(__name__).warning("run %s (%s on %s) used another split (fingerprint %s): left out",
-                                            r.run_id, r.method, r.task, r.fingerprint)
+    merge = [Path(m) for m in merge]
+    for folder in merge:
+        other = Bundle(folder).meta.get("base_task")
+        if other != base_task:
+            raise MlbenchError(f"--merge {folder} holds a report of task {other!r}, not of {base_task!r}")
+    in_place = any(m.resolve() == Path(out_dir).resolve() for m in merge)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # written beside the folder and moved in only once complete: a failure leaves the old bundle as it was
+    fresh = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.new-"))
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            store_records = collect_runs(tracker, tasks, config=config)
+            records, copied = merged_records(store_records, merge, tasks, Path(scratch))
+            selected = label_rows(filter_config(records, config))
+            if in_place and len(selected) < len(records):
+                lost = len(records) - len(selected)
+                raise MlbenchError(f"--config {config} would leave out {lost} run(s) of {out_dir}, which is also "
+                                   "--out: write the filtered report to another folder")
+            if not any(r.task == base_task for r in selected):
+                raise MlbenchError(f"no finished run of task {base_task!r} in {tracker.tracking_uri}"
+                                   + "".join(f" or {m}" for m in merge)
+                                   + (f" with --config {config}" if config else "") + "; run `mlbench bench` first")
+            meta = {"base_task": base_task, "command": command, "config": config or "all",
+                    "n_resamples": n_resamples, "tasks": sorted({r.task for r in selected})}
+            _, dropped = export_bundle(tracker, selected, fresh, meta, data_dir=data_dir, copied_predictions=copied)
+        merged_lost = [r for r in dropped if r.run_id in copied]
+        if merged_lost:
+            r = merged_lost[0]
+            raise MlbenchError(
+                f"{len(merged_lost)} run(s) of the merged folders were scored on another split than the task's "
+                f"current one (e.g. {r.run_id}, {r.method} on {r.task}, fingerprint {r.fingerprint}); "
+                "the report was not written")
+        for r in dropped:
+            logging.getLogger(__name__).warning("run %s (%s on %s) used another split (fingerprint %s): left out",
+                                                r.run_id, r.method, r.task, r.fingerprint)
+        _install_bundle(fresh, out_dir)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     return render_report(out_dir)
+
+
+def _install_bundle(fresh: Path, out_dir: Path) -> None:
+    """Move a complete bundle's files (runs.csv, bundle.json, predictions/, tasks/) over those of ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("predictions", "tasks"):
+        old = out_dir / name
+        if old.exists():
+            trash = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
+            old.rename(trash / name)
+            shutil.rmtree(trash, ignore_errors=True)
+        (fresh / name).rename(old)
+    for name in ("runs.csv", "bundle.json"):
+        os.replace(fresh / name, out_dir / name)
 
 
 def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:

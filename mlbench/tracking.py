@@ -273,7 +273,14 @@ class Tracker:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run_id = self._create_run(experiment_id, run_name, all_tags)
         # created and described in two retried steps: a busy store retried in the second cannot make a second run
-        self.log_json(run_id, RUN_MANIFEST, {"run_name": run_name, "parent_run_id": parent_run_id, "tags": all_tags})
+        try:
+            self.log_json(run_id, RUN_MANIFEST, {"run_name": run_name, "parent_run_id": parent_run_id, "tags": all_tags})
+        except BaseException as exc:
+            # the caller never gets this run's id: end it here, so nothing adopts or waits on a half-made run
+            with contextlib.suppress(Exception):
+                self.client.set_tag(run_id, TAG_PREFIX + "error", f"could not write {RUN_MANIFEST}: {exc}"[:5000])
+                self.end_run(run_id, "FAILED")
+            raise
         return run_id
 
     @retry_when_locked

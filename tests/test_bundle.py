@@ -188,3 +188,34 @@ def test_merge_adds_an_earlier_bundles_runs_and_the_store_supersedes_its_cells(s
     assert main(["report", "--task", "synthetic", "--merge", str(tmp_path / "nothing"),
                  "--tracking-uri", other.tracking_uri]) == 2
     assert main(["report", "--from", str(full), "--merge", str(earlier)]) == 2
+
+
+def test_merge_refuses_what_would_lose_runs_and_leaves_the_folder_as_it_was(store, tmp_path, monkeypatch):
+    from mlbench import bundle as bundle_module
+    from mlbench.api import MlbenchError
+
+    tracker, full = store
+    folder = tmp_path / "kept"
+    shutil.copytree(full, folder)
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def unchanged() -> None:
+        after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        assert after == before
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".kept.")]  # no temporary folder left
+
+    # a filter would drop runs of the folder being rewritten
+    with pytest.raises(MlbenchError, match="would leave out"):
+        write_report(tracker, folder, "synthetic", n_resamples=50, config="default", merge=[folder])
+    unchanged()
+    # a bundle of another task family
+    with pytest.raises(MlbenchError, match="holds a report of task 'synthetic'"):
+        write_report(tracker, tmp_path / "x", "reuters", n_resamples=50, merge=[folder])
+    # a failure half-way through the export (here: reading the store's predictions)
+    def broken(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bundle_module, "_export_predictions", broken)
+    with pytest.raises(OSError):
+        write_report(tracker, folder, "synthetic", n_resamples=50, merge=[folder])
+    unchanged()

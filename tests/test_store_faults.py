@@ -298,3 +298,41 @@ def test_a_resumed_study_that_finishes_clears_the_stale_error_tag(workdir):
     assert main(run_args(workdir, 2)) == 0
     tags = client.get_run(parent.info.run_id).data.tags
     assert "mlbench.error" not in tags and tags["mlbench.trials_complete"] == "2"
+
+
+def test_a_store_fault_as_a_trial_run_starts_interrupts_that_trial(workdir, monkeypatch, capsys):
+    """The artifact store fills up just as trial 1's MLflow run is being made: the trial is interrupted, not
+    failed; the half-made run is ended (not left RUNNING for a parent or a report to pick up); the rerun ends
+    with N complete trials."""
+    import errno
+
+    import mlflow
+
+    from mlbench.tracking import RUN_MANIFEST, Tracker
+
+    real = Tracker.log_json
+
+    def full_disk_for_trial_1(self, run_id, name, payload):
+        if name == RUN_MANIFEST and payload.get("run_name") == "trial-1":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, run_id, name, payload)
+
+    monkeypatch.setattr(Tracker, "log_json", full_disk_for_trial_1)
+    assert main(run_args(workdir, 3)) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    (line,) = [x for x in (out.out + out.err).splitlines() if x.startswith("mlbench: error:")]
+    assert "file system" in line or "No space left" in line, line
+    study = load_study()
+    (interrupted,) = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert interrupted.number == 1 and "mlbench.error" not in interrupted.user_attrs
+    client = mlflow.MlflowClient("sqlite:///mlflow.db")
+    (exp,) = [e for e in client.search_experiments() if e.name == "synthetic"]
+    (half_made,) = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "trial-1"]
+    assert half_made.info.status == "FAILED" and RUN_MANIFEST in half_made.data.tags["mlbench.error"]
+
+    monkeypatch.setattr(Tracker, "log_json", real)
+    assert main(run_args(workdir, 3)) == 0
+    study = load_study()
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 3
+    assert not [r for r in client.search_runs([exp.experiment_id]) if r.info.status == "RUNNING"]

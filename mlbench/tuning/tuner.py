@@ -234,7 +234,14 @@ class Tuner:
             retry_of = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
             if retry_of is not None:
                 tags["retry_of"] = retry_of
-            run_id = tracker.start_run(self.experiment_id, f"trial-{trial.number}", tags, parent_run_id=self.parent_run_id)
+            try:
+                run_id = tracker.start_run(self.experiment_id, f"trial-{trial.number}", tags,
+                                           parent_run_id=self.parent_run_id)
+            except Exception as exc:  # a store that fails as the trial starts: interrupted, as during the fit
+                store = store_fault(exc)
+                if store is None:
+                    raise
+                raise self._store_fault(trial, None, store, exc) from exc
             self._trial_run_id = run_id
             trial.set_user_attr(ATTR_RUN, run_id)
 
