@@ -22,11 +22,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -143,17 +142,7 @@ def mlflow_server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(url, proc, (root / "server.log").read_text)
         yield url
     finally:
         proc.terminate()

@@ -18,13 +18,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mlbench.cli import main
+from servers import wait_until_healthy
 from test_ui import _descendants  # the process-table walk the ui tests already use
 
 MLBENCH = shutil.which("mlbench") or str(Path(sys.executable).with_name("mlbench"))
@@ -112,17 +111,7 @@ def test_the_ui_renders_runs_their_metrics_and_comparisons(store, tmp_path):
     profile = tmp_path / "chromium-profile"
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert ui.poll() is None, log.read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the MLflow server did not answer within 180 s"
-            time.sleep(0.5)
+        wait_until_healthy(base, ui, log.read_text)
 
         listing = _page_text(f"{base}/#/experiments/{exp_id}/runs", profile)
         for name in ("br-seed0", "br-seed1", "br-seeds0-1", "br-seed0-tuned"):
