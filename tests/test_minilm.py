@@ -12,6 +12,7 @@ from mlbench.api import FitContext, MlbenchError
 from mlbench.contract import run_contract
 from mlbench.methods.minilm import MiniLM, Windows, make_windows, pool_documents
 from mlbench.tasks.synthetic import SyntheticDataset
+from tiny_models import build_tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +22,7 @@ def task():
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
-    """A 1-layer, 32-d BERT with a word-piece vocabulary of the synthetic words, saved as a model folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(200)]
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(autouse=True)
