@@ -89,10 +89,51 @@ def run_predictions(tracker: Any, run_id: str) -> tuple[str, str, Any, str]:
     return tags["mlbench.task"], tags.get("mlbench.fingerprint", ""), pred, tags.get("mlbench.method", "?")
 
 
+#: The methods whose rows every other row is measured against (the paper's two baselines of Tables 1-2).
+REFERENCE_METHODS = ("br", "seq2seq")
+#: Rows of these method families are also measured against every seq2seq row (the paper's Seq2Set question).
+SEQUENCE_FAMILIES = ("seq2seq", "seq2set")
+
+
+def comparison_pairs(records: Sequence[RunRecord], task: str) -> list[tuple[str, str]]:
+    """``(row, reference row)`` pairs of the report's comparisons on ``task``, in table order.
+
+    Every row against each ``br`` row; every row of the seq2seq/seq2set
+    families (``seq2set``, ``seq2seq-minilm``, ...) against each ``seq2seq``
+    row, so a method with several configurations keeps all its comparisons;
+    and each row whose runs started from other runs' saved models (tag
+    ``mlbench.init_from_run``) against the row of those start runs: what the
+    second phase added to the model it started from.
+    """
+    on_task = [r for r in records if r.task == task]
+    rows = sorted({r.row_name for r in on_task}, key=_method_key)
+    method_of = {r.row_name: r.method for r in on_task}
+    pairs: list[tuple[str, str]] = []
+
+    def add(row: str, ref: str) -> None:
+        if row != ref and (row, ref) not in pairs:
+            pairs.append((row, ref))
+
+    for ref in (x for x in rows if method_of[x] == REFERENCE_METHODS[0]):
+        for row in rows:
+            add(row, ref)
+    for ref in (x for x in rows if method_of[x] == REFERENCE_METHODS[1]):
+        for row in rows:
+            if method_of[row].split("-")[0] in SEQUENCE_FAMILIES:
+                add(row, ref)
+    row_of_run = {r.run_id: r.row_name for r in records}
+    for row in rows:
+        starts = {row_of_run.get(r.tags.get("mlbench.init_from_run", "")) for r in on_task if r.row_name == row}
+        for start in sorted(x for x in starts if x is not None):
+            add(row, start)
+    return pairs
+
+
 def bootstrap_table(
-    bundle: "Bundle", records: Sequence[RunRecord], truth: "TaskTruth", references: Sequence[str], n_resamples: int = 1000
+    bundle: "Bundle", records: Sequence[RunRecord], truth: "TaskTruth", pairs: Sequence[tuple[str, str]],
+    n_resamples: int = 1000,
 ) -> str:
-    """Paired bootstrap of each row against each reference row over the seeds both ran.
+    """Paired bootstrap of each ``(row, reference row)`` pair over the seeds both ran.
 
     With several seeds, each side's metric is its mean over those seeds (the
     same document resample applied to every run), so the interval is that of
@@ -113,23 +154,19 @@ def bootstrap_table(
         "| method | vs | seeds | Δ micro-F1 [95% CI] | Δ 0/1 loss [95% CI] |",
         "|---|---|---|---|---|",
     ]
-    methods = sorted({m for m, _ in runs}, key=_method_key)
-    for ref in references:
-        for m in methods:
-            if m == ref:
-                continue
-            seeds = [
-                s for s in sorted(s for (mm, s) in runs if mm == m and (ref, s) in runs)
-                if pred((m, s)) is not None and pred((ref, s)) is not None
-            ]
-            if not seeds:
-                continue
-            pa, pb = [pred((m, s)) for s in seeds], [pred((ref, s)) for s in seeds]
-            res = paired_bootstrap(truth.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
-            f1, zo = res["micro_f1"], res["subset_01_loss"]
-            star = lambda r: "*" if r.significant else ""  # noqa: E731
-            lines.append(
-                f"| {m} | {ref} | {', '.join(map(str, seeds))} | {f1.diff:+.4f} [{f1.low:+.4f}, {f1.high:+.4f}]{star(f1)} | "
-                f"{zo.diff:+.4f} [{zo.low:+.4f}, {zo.high:+.4f}]{star(zo)} |"
-            )
+    for m, ref in pairs:
+        seeds = [
+            s for s in sorted(s for (mm, s) in runs if mm == m and (ref, s) in runs)
+            if pred((m, s)) is not None and pred((ref, s)) is not None
+        ]
+        if not seeds:
+            continue
+        pa, pb = [pred((m, s)) for s in seeds], [pred((ref, s)) for s in seeds]
+        res = paired_bootstrap(truth.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
+        f1, zo = res["micro_f1"], res["subset_01_loss"]
+        star = lambda r: "*" if r.significant else ""  # noqa: E731
+        lines.append(
+            f"| {m} | {ref} | {', '.join(map(str, seeds))} | {f1.diff:+.4f} [{f1.low:+.4f}, {f1.high:+.4f}]{star(f1)} | "
+            f"{zo.diff:+.4f} [{zo.low:+.4f}, {zo.high:+.4f}]{star(zo)} |"
+        )
     return "\n".join(lines) if len(lines) > 2 else ""

@@ -25,7 +25,9 @@ from mlbench.comparisons import (  # noqa: F401  (re-exported: importable from m
     FREQUENCY_BINS,
     _download_artifact,
     _download_predictions,
+    REFERENCE_METHODS,
     bootstrap_table,
+    comparison_pairs,
     frequency_bin_table,
     run_predictions,
 )
@@ -152,19 +154,17 @@ def hf_lf_support(truth: "TaskTruth") -> str:
             f"{part('HF', hf)}; {part('LF', lf)}.")
 
 
-def relative_gains(summary: dict, method: str, references: Sequence[str]) -> list[str]:
-    """Sentences: relative HF/LF micro-F1 gain of ``method`` over each reference."""
+def relative_gains(summary: dict, pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """Sentences: relative HF/LF micro-F1 gain of each Seq2Set-family row over its references (``pairs``)."""
     out = []
-    if method not in summary:
-        return out
-    for ref in references:
-        if ref not in summary or ref == method:
+    for row, ref in pairs:
+        if row.split(" [")[0].split("-")[0] != "seq2set" or row not in summary or ref not in summary:
             continue
         parts = []
         for key, label in (("hf_micro_f1", "HF"), ("lf_micro_f1", "LF")):
-            a, b = summary[method].get(key, (np.nan,))[0], summary[ref].get(key, (np.nan,))[0]
+            a, b = summary[row].get(key, (np.nan,))[0], summary[ref].get(key, (np.nan,))[0]
             parts.append(f"{label} {100 * (a - b) / b:+.1f}%" if b and np.isfinite(a) else f"{label} –")
-        out.append(f"{method} vs {ref}: " + ", ".join(parts))
+        out.append(f"{row} vs {ref}: " + ", ".join(parts))
     return out
 
 
@@ -390,6 +390,7 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
             parts.append(f"| {m} | " + " | ".join(_fmt(d[k][0], d[k][1], len(seeds[m]), 3) if k in d else "–" for k in ks) + " |")
         parts.append("")
     truth = bundle.truth(base_task)
+    pairs = comparison_pairs(records, base_task)
     if any("hf_micro_f1" in s for s in base.values()):
         figure2(base, out_dir / "figure2_hf_lf.png")
         parts += [
@@ -411,17 +412,19 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
         if bin_table:
             parts += ["Micro-F1 by the labels' number of training documents (labels with a test positive; "
                       "seed mean ± std):", "", bin_table, ""]
-        gains = relative_gains(base, "seq2set", ("br", "seq2seq"))
+        gains = relative_gains(base, pairs)
         parts += [f"- {g}" for g in gains] + ([""] if gains else [])
-    refs = [r for r in ("br", "seq2seq") if r in base]
-    boot = bootstrap_table(bundle, records, truth, refs, n_resamples=n_resamples) if refs else ""
+    boot = bootstrap_table(bundle, records, truth, pairs, n_resamples=n_resamples) if pairs else ""
     if boot:
+        refs = sorted({r.split(" [")[0] for _, r in pairs}, key=lambda m: (m not in REFERENCE_METHODS, m))
         parts += [
             f"## Paired bootstrap against {' and '.join(refs)} (`{base_task}` test, {n_resamples} resamples)",
             "",
             "Δ = method − reference on the same documents, resampled together; over several seeds, Δ is the "
             "difference of the two methods' seed means, every run scored on the same resample. "
-            "* marks an interval that excludes 0.",
+            "* marks an interval that excludes 0. Every row is measured against each `br` row, every row of the "
+            "seq2seq/seq2set families against each `seq2seq` row, and a row whose runs started from another "
+            "row's models against that row.",
             "",
             boot,
             "",

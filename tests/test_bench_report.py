@@ -225,3 +225,35 @@ def test_table2_compares_each_method_on_the_seeds_it_ran_on_both_tasks():
     row = next(line for line in table2(base, shuffled).splitlines() if line.startswith("| a |"))
     assert "+0.0%" in row
 
+
+
+def test_comparison_pairs_keep_every_configuration_and_the_model_a_run_started_from():
+    """With two seq2seq configurations neither is called plain "seq2seq": each is still a reference, and a
+    Seq2Set row is also measured against the row whose models its RL phase started from."""
+    from mlbench.comparisons import comparison_pairs
+    from mlbench.records import RunRecord, label_rows
+
+    def run(run_id, method, label, digest, start=None):
+        tags = {"mlbench.init_from_run": start} if start else {}
+        return RunRecord(run_id=run_id, method=method, task="reuters", seed=0, fingerprint="f", metrics={}, tags=tags,
+                         artifact_uri="", start_time=0, config_digest=digest, config_label=label)
+
+    records = label_rows([
+        run("b", "br", "defaults", "d0"),
+        run("x", "xml-cnn", "defaults", "d1"),
+        run("s1", "seq2seq", "suite paper", "d2"),
+        run("s2", "seq2seq", "suite glove", "d3"),
+        run("t1", "seq2set", "suite paper", "d4", start="s1"),
+        run("m1", "seq2seq-minilm", "suite glove", "d5"),
+        run("m2", "seq2set-minilm", "suite glove", "d6", start="m1"),
+        run("other-task", "br", "defaults", "d0"),
+    ])
+    records[-1].task = "reuters-shuffled"
+    pairs = comparison_pairs(records, "reuters")
+    s1, s2 = "seq2seq [suite paper]", "seq2seq [suite glove]"
+    assert pairs[:6] == [(r, "br") for r in ("xml-cnn", s2, s1, "seq2set", "seq2seq-minilm", "seq2set-minilm")]
+    assert pairs[6:] == [
+        (s1, s2), ("seq2set", s2), ("seq2seq-minilm", s2), ("seq2set-minilm", s2),
+        (s2, s1), ("seq2set", s1), ("seq2seq-minilm", s1), ("seq2set-minilm", s1),
+        ("seq2set-minilm", "seq2seq-minilm"),  # started from that row's model; seq2set's start row is listed already
+    ]
