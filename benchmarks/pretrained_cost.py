@@ -69,8 +69,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def _cache_files() -> int:
-    home = Path(os.environ.get("MLBENCH_DATA", Path.home() / ".mlbench")) / "cache" / "encoder"
-    return sum(1 for _ in home.rglob("*")) if home.exists() else 0
+    """Files in the MiniLM methods' encoder cache (the folder they write to; 0 when caching is off)."""
+    from mlbench.methods.minilm import _cache_folder
+
+    folder = _cache_folder()
+    return sum(1 for _ in folder.rglob("*")) if folder is not None and folder.exists() else 0
 
 
 def measure_one(label: str, task_name: str, seed: int) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def measure_one(label: str, task_name: str, seed: int) -> dict[str, Any]:
 
 
 def whole_fits(runs_csv: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per report row (method, configuration label) on reuters: fit seconds and predict docs/s over its seeds."""
+    """Per report row (method, configuration label) on reuters: the median and range of its runs' fit seconds."""
     import pandas as pd
 
     runs = pd.read_csv(runs_csv)
