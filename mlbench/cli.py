@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a configuration digest")
     p.add_argument("--merge", action="append", default=[], metavar="DIR",
                    help="also the runs of this earlier report folder (repeatable; it may be --out itself) where "
-                        "the store has no run of the same method, task, seed and configuration")
+                        "the store has no run of the same method, task, seed and configuration; with --tasks, the "
+                        "comparison reads the folder's runs.csv too")
     p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--command-note", default=None, help="the command line to print as 'regenerate with'")
     p.add_argument("--data-dir", type=Path, default=None)

@@ -325,13 +325,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         readme = render_report(Path(args.from_dir), Path(args.out) if args.out else None)
         print(f"wrote {readme} and its figures from the bundle in {args.from_dir}")
         return 0
-    if args.tasks:
-        if args.merge:
-            raise UsageError("--merge applies to a report of one task family (--task), not to --tasks")
-        return _report_across_tasks(args)
     for folder in args.merge:
         if not (Path(folder) / "runs.csv").is_file() or not (Path(folder) / "bundle.json").is_file():
             raise UsageError(f"--merge {folder}: no report bundle there (runs.csv and bundle.json)")
+    if args.tasks:
+        return _report_across_tasks(args)
     if not args.task:
         raise UsageError("report needs --task T (from the store), --tasks T1,T2,... (a comparison across tasks) "
                          "or --from DIR (from a bundle)")
@@ -362,9 +360,18 @@ def _report_across_tasks(args: argparse.Namespace) -> int:
         raise UsageError("--tasks needs at least two comma-separated tasks")
     out_dir = Path(args.out) if args.out else Path("reports") / "across-tasks"
     command = args.command_note or f"mlbench report --tasks {','.join(tasks)} --metric {args.metric}" + (
-        f" --out {args.out}" if args.out else "")
-    readme = write_cross_task_report(collect_runs(_tracker(args), tasks), tasks, out_dir, metric=args.metric,
-                                     command=command)
+        f" --out {args.out}" if args.out else "") + "".join(f" --merge {m}" for m in args.merge)
+    records = collect_runs(_tracker(args), tasks)
+    if args.merge:  # the committed bundles' runs join the store's; a store run of the same cell wins
+        import tempfile
+
+        from mlbench.bundle import merged_records
+        from mlbench.records import label_rows
+
+        with tempfile.TemporaryDirectory() as scratch:
+            records, _ = merged_records(records, [Path(m) for m in args.merge], tasks, Path(scratch))
+        records = label_rows(records)
+    readme = write_cross_task_report(records, tasks, out_dir, metric=args.metric, command=command)
     print(f"wrote {readme}, its CSV and LaTeX tables and cd_diagram.png")
     return 0
 

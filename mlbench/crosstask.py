@@ -57,9 +57,11 @@ class CrossTaskSummary:
 
 
 def score_matrix(records: Sequence[Any], tasks: Sequence[str], metric: str) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
-    """(methods, scores, seed counts, left out) over the methods with a ``metric`` on every task.
+    """(rows, scores, seed counts, left out) over the report rows with a ``metric`` on every task.
 
-    Per task only the runs of its newest fingerprint count (older runs were on another split or label set).
+    A row is one method in one configuration (``RunRecord.row_name``, as in the one-task report): runs of
+    the same method with other settings are another row, never averaged in. Per task only the runs of its
+    newest fingerprint count (older runs were on another split or label set).
     """
     newest: dict[str, tuple[int, str]] = {}
     for r in records:
@@ -69,7 +71,7 @@ def score_matrix(records: Sequence[Any], tasks: Sequence[str], metric: str) -> t
     values: dict[tuple[str, str], list[float]] = {}
     for r in records:
         if r.task in newest and r.fingerprint == newest[r.task][1] and metric in r.metrics:
-            values.setdefault((r.method, r.task), []).append(float(r.metrics[metric]))
+            values.setdefault((r.row_name, r.task), []).append(float(r.metrics[metric]))
     all_methods = sorted({m for m, _ in values})
     left_out = {m: [t for t in tasks if (m, t) not in values] for m in all_methods}
     left_out = {m: ts for m, ts in left_out.items() if ts}

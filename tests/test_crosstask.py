@@ -124,3 +124,22 @@ def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
     assert main(["report", "--tasks", "t1", "--tracking-uri", uri]) == 2
     assert main(["report", "--tracking-uri", uri]) == 2
     assert "needs --task T" in capsys.readouterr().err
+
+
+def test_configurations_of_one_method_are_separate_rows_never_averaged():
+    from mlbench.records import label_rows
+
+    def rec(run, method, task, value, digest, label):
+        return RunRecord(run, method, task, 0, "fp", {"micro_f1": value}, {}, "", 1, config_digest=digest,
+                         config_label=label)
+
+    recs = label_rows([
+        rec("1", "a", "t1", 0.80, "d1", "defaults"), rec("2", "a", "t2", 0.70, "d1", "defaults"),
+        rec("3", "a", "t1", 0.20, "d2", "--param C=10"),  # only on t1: left out, not averaged into a
+        rec("4", "b", "t1", 0.60, "d3", "defaults"), rec("5", "b", "t2", 0.75, "d3", "defaults"),
+    ])
+    s = summarise_across_tasks(recs, ["t1", "t2"])
+    assert sorted(s.methods) == ["a [defaults]", "b"]
+    scores = dict(zip(s.methods, s.scores.tolist()))
+    assert scores["a [defaults]"] == [pytest.approx(0.80), pytest.approx(0.70)]
+    assert s.left_out == {"a [--param C=10]": ["t2"]}
