@@ -219,3 +219,34 @@ def test_merge_refuses_what_would_lose_runs_and_leaves_the_folder_as_it_was(stor
     with pytest.raises(OSError):
         write_report(tracker, folder, "synthetic", n_resamples=50, merge=[folder])
     unchanged()
+
+
+def test_cross_task_report_reads_a_bundle_with_configurations_as_rows(store, tmp_path, monkeypatch):
+    """`report --tasks ... --merge DIR` ranks from committed evidence alone: an empty store, the bundle's
+    runs.csv; each configuration is its own row."""
+    from mlbench.cli import main
+
+    _, out = store
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["report", "--tasks", "synthetic,synthetic-trim2", "--merge", str(out), "--out", "across",
+                 "--tracking-uri", uri]) == 0
+    text = (tmp_path / "across" / "README.md").read_text()
+    rows = [r for r in csv.DictReader(open(out / "runs.csv")) if r["method"] == "br" and r["config_label"] == "defaults"]
+    mean = {t: np.mean([float(r["test_micro_f1"]) for r in rows if r["task"] == t]) for t in ("synthetic", "synthetic-trim2")}
+    assert f"| br [defaults] | {mean['synthetic']:.4f} | {mean['synthetic-trim2']:.4f} |" in text
+    assert "br [--param C=10] (missing synthetic-trim2)" in text and "pcc (missing synthetic-trim2)" in text
+    assert f"--merge {out}" in text  # the regenerate line names the evidence it read
+
+
+def test_committed_reuters_family_report_rerenders_from_the_reuters_bundle(tmp_path, monkeypatch):
+    from mlbench.cli import main
+
+    family = REPO / "reports" / "reuters-family"
+    note = family.joinpath("README.md").read_text().split("```bash\n")[1].split("\n```")[0]
+    tasks = note.split("--tasks ")[1].split()[0]
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--tasks", tasks, "--merge", str(COMMITTED), "--out", "fam", "--command-note", note,
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 0
+    for name in ("README.md", "scores.csv", "ranks.csv", "statistics.csv"):
+        assert (tmp_path / "fam" / name).read_text() == (family / name).read_text(), name
