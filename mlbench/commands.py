@@ -370,6 +370,11 @@ def _report_across_tasks(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory() as scratch:
             records, _ = merged_records(records, [Path(m) for m in args.merge], tasks, Path(scratch))
+        for task in tasks:  # a bundle's runs carry no start time, so "the newest split" cannot choose between them
+            splits = sorted({r.fingerprint for r in records if r.task == task})
+            if len(splits) > 1:
+                raise MlbenchError(f"task {task}: the store and the merged folders hold runs on {len(splits)} "
+                                   f"different splits (fingerprints {', '.join(splits)}); compare them separately")
         records = label_rows(records)
     readme = write_cross_task_report(records, tasks, out_dir, metric=args.metric, command=command)
     print(f"wrote {readme}, its CSV and LaTeX tables and cd_diagram.png")

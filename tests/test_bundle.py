@@ -250,3 +250,22 @@ def test_committed_reuters_family_report_rerenders_from_the_reuters_bundle(tmp_p
                  "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 0
     for name in ("README.md", "scores.csv", "ranks.csv", "statistics.csv"):
         assert (tmp_path / "fam" / name).read_text() == (family / name).read_text(), name
+
+
+def test_cross_task_merge_refuses_runs_of_another_split(store, tmp_path, monkeypatch, capsys):
+    """A bundle's runs carry no start time: with store runs on another split of the same task the newest split
+    cannot be told, so the comparison stops with one error line instead of picking one."""
+    from mlbench.cli import main
+
+    _, out = store
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'other.db'}", artifact_dir=tmp_path / "art")
+    run = tracker.start_run(tracker.experiment_id("synthetic"), "a-synthetic",
+                            {"method": "a", "task": "synthetic", "seed": 0, "fingerprint": "another-split"})
+    tracker.log_metrics(run, {"test_micro_f1": 0.5})
+    tracker.end_run(run)
+    assert main(["report", "--tasks", "synthetic,synthetic-trim2", "--merge", str(out), "--out", "across",
+                 "--tracking-uri", tracker.tracking_uri]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "task synthetic" in err[0] and "another-split" in err[0]
+    assert not (tmp_path / "across").exists()
