@@ -162,7 +162,9 @@ def cd_diagram(summary: CrossTaskSummary, path: Path) -> Path:
     k = len(summary.methods)
     lo, hi = 1, max(k, 2)
     half = (k + 1) // 2
-    height = 1.2 + 0.32 * max(half, k - half) + 0.2 * len(cliques(summary.mean_ranks, summary.critical_difference))
+    bars = cliques(summary.mean_ranks, summary.critical_difference) if np.isfinite(summary.critical_difference) else []
+    lowest_bar = -0.15 - 0.1 * max(len(bars) - 1, 0)  # the labels' lines start below the clique bars
+    height = 1.2 + 0.32 * max(half, k - half) + 0.2 * len(bars)
     fig, ax = plt.subplots(figsize=(7.5, height))
     ax.set_xlim(lo - 0.6, hi + 0.6)
     ax.set_ylim(-height + 0.4, 0.9)
@@ -181,19 +183,19 @@ def cd_diagram(summary: CrossTaskSummary, path: Path) -> Path:
     for i, (name, rank) in enumerate(zip(summary.methods, summary.mean_ranks)):
         left = i < half
         row = i if left else k - 1 - i
-        y = -0.35 - 0.3 * row
-        x_text = lo - 0.5 if left else hi + 0.5
-        ax.plot([rank, rank, x_text], [0, y, y], color="0.3", lw=0.8)
-        ax.text(x_text, y + 0.03, f"{name} ({rank:.2f})", ha="left" if left else "right", va="bottom", fontsize=9)
-    if np.isfinite(summary.critical_difference):
-        for n, (a, b) in enumerate(cliques(summary.mean_ranks, summary.critical_difference)):
-            y = -0.15 - 0.1 * n
-            ax.plot([summary.mean_ranks[a] - 0.03, summary.mean_ranks[b] + 0.03], [y, y], color="black", lw=3)
+        y = lowest_bar - 0.3 - 0.3 * row
+        x_end = lo - 0.3 if left else hi + 0.3  # each label beyond its line's end, clear of the other lines
+        ax.plot([rank, rank, x_end], [0, y, y], color="0.3", lw=0.8)
+        ax.text(x_end + (-0.05 if left else 0.05), y, f"{name} ({rank:.2f})", ha="right" if left else "left",
+                va="center", fontsize=9)
+    for n, (a, b) in enumerate(bars):
+        y = -0.15 - 0.1 * n
+        ax.plot([summary.mean_ranks[a] - 0.03, summary.mean_ranks[b] + 0.03], [y, y], color="black", lw=3)
     ax.set_title(f"mean rank on test {summary.metric} over {summary.n_tasks} tasks (Nemenyi, alpha = {summary.alpha})",
                  fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, metadata={"Software": None}, bbox_inches="tight")  # no software stamp: the same ranks, the same bytes
     plt.close(fig)
     return path
 
