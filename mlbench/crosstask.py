@@ -154,6 +154,17 @@ def cliques(mean_ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
 
 def cd_diagram(summary: CrossTaskSummary, path: Path) -> Path:
     """Demšar's critical-difference diagram: the rank axis, each method at its mean rank, bars over cliques."""
+    import matplotlib.pyplot as plt
+
+    fig = cd_figure(summary)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, metadata={"Software": None}, bbox_inches="tight")  # no software stamp: same bytes
+    plt.close(fig)
+    return path
+
+
+def cd_figure(summary: CrossTaskSummary) -> Any:
+    """The matplotlib figure of :func:`cd_diagram`, unsaved."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,10 +205,7 @@ def cd_diagram(summary: CrossTaskSummary, path: Path) -> Path:
     ax.set_title(f"mean rank on test {summary.metric} over {summary.n_tasks} tasks (Nemenyi, alpha = {summary.alpha})",
                  fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, metadata={"Software": None}, bbox_inches="tight")  # no software stamp: the same ranks, the same bytes
-    plt.close(fig)
-    return path
+    return fig
 
 
 def tables(summary: CrossTaskSummary) -> dict[str, Any]:

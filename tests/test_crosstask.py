@@ -143,3 +143,35 @@ def test_configurations_of_one_method_are_separate_rows_never_averaged():
     scores = dict(zip(s.methods, s.scores.tolist()))
     assert scores["a [defaults]"] == [pytest.approx(0.80), pytest.approx(0.70)]
     assert s.left_out == {"a [--param C=10]": ["t2"]}
+
+
+def test_cd_diagram_names_clear_of_clique_bars_and_rank_lines():
+    """No method name is crossed by a clique bar or by another method's line (both used to run through names)."""
+    import matplotlib.pyplot as plt
+
+    from mlbench.crosstask import cd_figure
+
+    # the ranks of reports/reuters-family: seven rows over six tasks, one at rank 1, two cliques
+    ranks = [(1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2), (3, 3, 3, 3, 4, 4), (6, 6, 4, 4, 3, 3), (4, 4, 5, 5, 5, 5),
+             (5, 5, 6, 7, 7, 7), (7, 7, 7, 6, 6, 6)]
+    names = ("omikuji", "lp", "pcc", "cnn-rnn [suite paper-reuters]", "br", "rakel", "mlknn")
+    rows = [tuple(1 - ranks[m][t] / 10 for m in range(7)) for t in range(6)]
+    summary = summarise_across_tasks(_records(rows=rows, methods=names), TASKS[:6])
+    assert len(cliques(summary.mean_ranks, summary.critical_difference)) == 2
+    fig = cd_figure(summary)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    names = [t.get_window_extent(renderer) for t in ax.texts if "(" in t.get_text()]
+    assert len(names) == 7
+    lines = [ln for ln in ax.lines if ln.get_linewidth() == 3 or len(ln.get_xdata()) == 3]  # bars, rank lines
+    assert len(lines) == 7 + 2
+    for line in lines:
+        xy = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+        for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:]):
+            for box in names:  # a segment crosses a name when it passes through the box's inside
+                if x0 == x1 and box.x0 + 1 < x0 < box.x1 - 1:
+                    assert max(y0, y1) <= box.y0 + 1 or min(y0, y1) >= box.y1 - 1
+                if y0 == y1 and box.y0 + 1 < y0 < box.y1 - 1:
+                    assert max(x0, x1) <= box.x0 + 1 or min(x0, x1) >= box.x1 - 1
+    plt.close(fig)
