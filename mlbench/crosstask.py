@@ -81,6 +81,10 @@ def score_matrix(records: Sequence[Any], tasks: Sequence[str], metric: str) -> t
     return methods, scores, seeds, left_out
 
 
+def _some(names: Sequence[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def rank_matrix(scores: np.ndarray, lower_is_better: bool) -> np.ndarray:
     """Per column (task), ranks of the rows (methods): 1 = best, ties share their mean rank."""
     from scipy.stats import rankdata
@@ -106,7 +110,10 @@ def summarise_across_tasks(
     tasks = list(tasks)
     methods, scores, seeds, left_out = score_matrix(records, tasks, metric)
     if not methods:
-        raise MlbenchError(f"no method has a finished run with test {metric} on every task of {', '.join(tasks)}")
+        raise MlbenchError(f"no method has a finished run with test {metric} on every task of {', '.join(tasks)}"
+                           + (f" (rows with some of them: {_some(sorted(left_out))})" if left_out else "")
+                           + "; run `mlbench bench` on the missing tasks, or add a report folder's runs with "
+                             "--merge DIR")
     ranks = rank_matrix(scores, metric in LOWER_IS_BETTER)
     mean_ranks = ranks.mean(axis=1)
     order = np.argsort(mean_ranks, kind="stable")

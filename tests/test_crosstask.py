@@ -175,3 +175,21 @@ def test_cd_diagram_names_clear_of_clique_bars_and_rank_lines():
                 if y0 == y1 and box.y0 + 1 < y0 < box.y1 - 1:
                     assert max(x0, x1) <= box.x0 + 1 or min(x0, x1) >= box.x1 - 1
     plt.close(fig)
+
+
+def test_no_complete_row_says_which_rows_are_partial_and_what_to_do(tmp_path, capsys):
+    from mlbench.cli import main
+    from mlbench.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
+    for method in ("a", "b", "c", "d", "e"):
+        run = tracker.start_run(tracker.experiment_id("t1"), method, {"method": method, "task": "t1", "seed": 0,
+                                                                      "fingerprint": "fp"})
+        tracker.log_metrics(run, {"test_micro_f1": 0.5})
+        tracker.end_run(run)
+    args = ["report", "--tasks", "t1,t2", "--out", str(tmp_path / "x"), "--tracking-uri", tracker.tracking_uri]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rows with some of them: a, b, c, d and 1 more" in err[0] and "--merge DIR" in err[0]
+    empty = ["report", "--tasks", "t1,t2", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]
+    assert main(empty) == 1 and "rows with some" not in capsys.readouterr().err
