@@ -495,6 +495,26 @@ def split_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def short_op(name: str) -> str:
+    """An operator or kernel name without its template arguments and parameter list.
+
+    CUDA kernels come back from the profiler demangled in full (``void at::native::elementwise_kernel<128, 4,
+    ...lambda...>(int, ...)``, thousands of characters); what tells them apart in a table is the qualified name.
+    """
+    out, depth = [], 0
+    for ch in name:
+        if ch in "<(":
+            if depth == 0:
+                out.append("<…>" if ch == "<" else "")
+            depth += 1
+        elif ch in ">)" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    short = "".join(out).strip()
+    return short[5:] if short.startswith("void ") else short
+
+
 def profile_lines(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in results:
@@ -503,7 +523,7 @@ def profile_lines(results: list[dict[str, Any]]) -> list[str]:
             if not prof:
                 continue
             label = f"{r['method']}" + (" (RL step)" if phase == "rl" else "")
-            tops = ", ".join(f"`{t['op']}` {100 * t['share']:.0f}%" for t in prof["top"])
+            tops = ", ".join(f"`{short_op(t['op'])}` {100 * t['share']:.0f}%" for t in prof["top"])
             lines.append(f"- **{label}**, one step at N = {r['n_docs']:,} ({prof['total_ms']:.0f} ms {prof['clock']} "
                          f"self time in all): {tops}")
     return lines

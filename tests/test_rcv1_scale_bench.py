@@ -44,3 +44,16 @@ def test_measurements_and_report_on_a_tiny_corpus(bench, tmp_path) -> None:
     report = bench.markdown(args, [tok, {**tok, "n": 800}], train, "python benchmarks/rcv1_scale.py --tiny",
                             "1.00, 1.00, 1.00", "1.00, 1.00, 1.00", 1)
     assert "No GPU was available" in report and "## Scaling in N" in report and "seq2set (RL step)" in report
+
+
+def test_kernel_names_lose_their_template_arguments(bench) -> None:
+    # as the profiler named two kernels on an H200 (reports/performance/rcv1_scale_gpu.md), cut short
+    kernel = ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::"
+              "direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}::operator()() const::{lambda(c10::"
+              "BFloat16)#1}>(at::TensorIteratorBase&, ...)::{lambda(int)#1}>(int, at::native::gpu_kernel_impl_nocast<"
+              "at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)>)")
+    assert bench.short_op(kernel) == "at::native::elementwise_kernel<…>"
+    assert bench.short_op("void ampere_lstm_tile16<16, 1>(params_t)") == "ampere_lstm_tile16<…>"
+    for plain in ("aten::_cudnn_rnn_backward", "Optimizer.step#Adam.step",
+                  "autograd::engine::evaluate_function: MkldnnRnnLayerBackward0"):
+        assert bench.short_op(plain) == plain
