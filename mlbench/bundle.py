@@ -248,7 +248,7 @@ def _download_artifact(tracker: Any, run_id: str) -> tuple[np.ndarray, sp.csr_ma
 
 
 def merged_records(
-    store_records: Sequence[Any], bundle_dirs: Sequence[Path], tasks: Sequence[str], scratch: Path
+    store_records: Sequence[Any], bundle_dirs: Sequence[Path], tasks: Sequence[str], scratch: Path | None
 ) -> tuple[list[Any], dict[str, Path | None]]:
     """The store's runs plus the runs of earlier bundles that the store has no newer run for.
 
@@ -256,8 +256,9 @@ def merged_records(
     task, seed, fingerprint, configuration digest): the store's run is the newer
     evidence. Only the bundles' runs of ``tasks`` are read. Each kept run's
     predictions are copied into ``scratch`` first, so the folder being rewritten
-    may itself be one of the bundles. Returns the records (rows not yet
-    labelled) and, per bundle run, its copied predictions file (None without one).
+    may itself be one of the bundles; with ``scratch=None`` (a comparison that reads
+    metrics only) nothing is copied. Returns the records (rows not yet labelled)
+    and, per bundle run, its copied predictions file (None without one or without a copy).
     """
     def cell(r: Any) -> tuple[Any, ...]:
         return (r.method, r.task, r.seed, r.fingerprint, r.config_digest)
@@ -273,7 +274,7 @@ def merged_records(
                 continue
             taken.add(cell(r))
             source = None
-            if rows[r.run_id].get("predictions"):
+            if scratch is not None and rows[r.run_id].get("predictions"):
                 source = scratch / f"{i}-{r.run_id}.npz"
                 try:
                     shutil.copyfile(bundle.root / rows[r.run_id]["predictions"], source)

@@ -363,13 +363,10 @@ def _report_across_tasks(args: argparse.Namespace) -> int:
         f" --out {args.out}" if args.out else "") + "".join(f" --merge {m}" for m in args.merge)
     records = collect_runs(_tracker(args), tasks)
     if args.merge:  # the committed bundles' runs join the store's; a store run of the same cell wins
-        import tempfile
-
         from mlbench.bundle import merged_records
         from mlbench.records import label_rows
 
-        with tempfile.TemporaryDirectory() as scratch:
-            records, _ = merged_records(records, [Path(m) for m in args.merge], tasks, Path(scratch))
+        records, _ = merged_records(records, [Path(m) for m in args.merge], tasks, scratch=None)  # metrics only
         for task in tasks:  # a bundle's runs carry no start time, so "the newest split" cannot choose between them
             splits = sorted({r.fingerprint for r in records if r.task == task})
             if len(splits) > 1:

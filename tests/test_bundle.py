@@ -269,3 +269,12 @@ def test_cross_task_merge_refuses_runs_of_another_split(store, tmp_path, monkeyp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "task synthetic" in err[0] and "another-split" in err[0]
     assert not (tmp_path / "across").exists()
+
+
+def test_merged_records_reads_metrics_alone_without_copying_predictions():
+    from mlbench.bundle import merged_records
+
+    records, copied = merged_records([], [COMMITTED], ["reuters", "reuters-trim30"], scratch=None)
+    rows = [r for r in csv.DictReader(open(COMMITTED / "runs.csv")) if r["task"] in ("reuters", "reuters-trim30")]
+    assert len(records) == len(rows) and set(copied) == {r["run_id"] for r in rows}
+    assert all(v is None for v in copied.values())
