@@ -18,7 +18,7 @@
 set -euo pipefail
 WHL=.whl
 SUITE=benchmarks/suites/reuters-trim-neural.yaml
-MB='import sys; from mlbench.cli import main; sys.argv[0] = "mlbench"; sys.exit(main())'
+MB='import sys; from mlbench.cli.main import main; sys.argv[0] = "mlbench"; sys.exit(main())'
 
 prepare() {
     [ -z "$(git status --porcelain --untracked-files=no)" ] || { echo "commit first: the wheel is built from HEAD" >&2; exit 1; }
@@ -74,7 +74,7 @@ merge() {
 import glob, sys
 from pathlib import Path
 from mlflow.tracking import MlflowClient
-from mlbench.identity import code_digest
+from mlbench.runs.identity import code_digest
 from mlbench.registry import get_method
 
 folder = Path(sys.argv[1]); commit = (folder / "COMMIT").read_text().strip(); n = 0

@@ -49,7 +49,7 @@ from mlbench.methods import features, linear
 from mlbench.methods.br import BinaryRelevance
 from mlbench.methods.pcc import ProbabilisticClassifierChain
 from mlbench.metrics import evaluate
-from mlbench.registry import get_task
+from mlbench.data.tasks import get_task
 
 COLUMNS = (
     ("repeats", "repeats"),

@@ -27,10 +27,11 @@ from metrics_speed import machine  # same folder: the machine description the ot
 from tables import command_line, markdown_rows, print_rows, write_text
 
 from mlbench.api import FitContext
-from mlbench.cli import parse_params
+from mlbench.cli.options import parse_params
 from mlbench.metrics import evaluate
-from mlbench.registry import get_method, get_task
-from mlbench.runner import seed_everything
+from mlbench.data.tasks import get_task
+from mlbench.registry import get_method
+from mlbench.contract import seed_everything
 
 COLUMNS = (
     ("seed", "seed"),

@@ -18,7 +18,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from mlbench.api import FitContext
-from mlbench.registry import get_method, get_task
+from mlbench.data.tasks import get_task
+from mlbench.registry import get_method
 
 GRID = np.linspace(0.05, 0.95, 19)
 

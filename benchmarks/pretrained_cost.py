@@ -81,8 +81,9 @@ def measure_one(label: str, task_name: str, seed: int) -> dict[str, Any]:
     import torch
 
     from mlbench.api import FitContext
-    from mlbench.registry import get_method, get_task
-    from mlbench.runner import seed_everything
+    from mlbench.data.tasks import get_task
+    from mlbench.registry import get_method
+    from mlbench.contract import seed_everything
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cfg = CONFIGS[label]

@@ -51,7 +51,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from metrics_speed import machine  # same folder: the machine description the other benchmarks print
 
@@ -665,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from mlbench.cli import parse_params
+    from mlbench.cli.options import parse_params
     from mlbench.registry import get_method
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():

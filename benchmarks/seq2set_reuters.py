@@ -35,8 +35,9 @@ from metrics_speed import machine  # same folder: the machine description the ot
 
 from mlbench.api import FitContext
 from mlbench.metrics import evaluate
-from mlbench.registry import get_method, get_task
-from mlbench.runner import seed_everything
+from mlbench.data.tasks import get_task
+from mlbench.registry import get_method
+from mlbench.contract import seed_everything
 
 SCORES = ("hamming_loss", "subset_01_loss", "micro_precision", "micro_recall", "micro_f1", "macro_f1", "example_f1")
 

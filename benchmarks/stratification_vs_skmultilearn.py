@@ -1,6 +1,6 @@
 """Compare the validation carve (mlbench.data.build.iterative_stratification) with scikit-multilearn-ng's on Reuters: time and labels left out of valid."""
 import time, numpy as np
-from mlbench.registry import get_task
+from mlbench.data.tasks import get_task
 from mlbench.data.build import iterative_stratification
 t = get_task("reuters")
 docs_train = list(zip(t.train.ids, [tuple(t.labels[j] for j in s) for s in t.train.label_seqs])) + \

@@ -1,47 +1,60 @@
-"""The method contract: checks every registered method must pass.
+"""The method contract: checks every registered method must pass, one module-level function per check.
 
-Runs a method on a tiny synthetic task (seconds) and checks what the harness
-relies on: prediction shapes and types, columns in the task's label order
-(overall, and column by column: no two columns fit the truth better
-exchanged), determinism under a seed, empty documents, labels never seen in
-training (no crash, hardly ever predicted), scores (finite, and ranking the
-predicted labels above the others), save/load when offered, and a search space that names known
-parameters. ``tests/test_contract.py`` runs it over every registered method and
-``mlbench check <method>`` runs it for plugin authors.
-
-A check passes, fails, or is skipped with a reason (a part the method does not
-offer, or determinism for a method that declares ``nondeterministic``).
-
-A method may declare ``contract_params`` (a dict of hyperparameters) to make
-itself small enough for these checks; it is merged over its defaults.
+A check ``check_*(session) -> str`` returns "" when the method passes, a sentence saying what is wrong when it
+fails, and raises :class:`Skip` (with the reason) when it does not apply. :func:`checks_for` yields the checks
+for one method in order, those about a part the method does not offer (scores, save/load, a search space)
+already turned into skips; :func:`run_contract` runs them and ``mlbench check`` prints a PASS/FAIL/SKIP line
+each. The checks run on tiny synthetic tasks (:class:`ContractTasks`, built in seconds by
+:func:`mlbench.data.synthetic.contract_tasks`): prediction shapes and types, columns in the task's label order
+(overall and column by column), determinism under a seed, empty documents, labels never seen in training,
+scores (finite, ranking the predicted labels first), save/load, and a search space of known parameters.
+A method may declare ``contract_params`` (hyperparameters merged over its defaults) to be small enough here.
 """
 
 from __future__ import annotations
 
+import random
+import sys
 import tempfile
 import traceback
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, Task
-from mlbench.data.build import Document, build_task
+from mlbench.api import FitContext, Method, MlbenchError, Split, Task, validate_params
 from mlbench.metrics import micro_precision_recall_f1
 
-UNSEEN_LABEL = "zz-never-in-train"
-#: Swapping two prediction columns must not fit the truth better than this (sum of the two labels' F1).
-SWAP_MARGIN = 0.05
-#: A label never seen in training may be predicted on at most this share of test documents.
-MAX_UNSEEN_SHARE = 0.05
-#: Within a document, predicted labels must outscore unpredicted ones on at least this share of pairs.
-MIN_SCORE_AGREEMENT = 0.6
-#: The tiny task is easy (each label owns words): a method that learns anything,
-#: with its columns in the task's order, clears this test micro-F1.
-MIN_MICRO_F1 = 0.5
+SWAP_MARGIN = 0.05  # two exchanged columns must not fit the truth better than this (sum of their F1)
+MAX_UNSEEN_SHARE = 0.05  # a label never seen in training: predicted on at most this share of test documents
+MIN_SCORE_AGREEMENT = 0.6  # predicted labels outscore unpredicted ones on at least this share of pairs
+MIN_MICRO_F1 = 0.5  # the easy task's labels own their words: a method that learns anything clears this
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when a method already imported it) torch: what "under a seed" means."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class ContractTasks:
+    """The tasks the checks run on. ``main``: an easy task with a few empty documents and one label (``unseen_label``) that only test
+    documents carry; ``without_unseen``: the same documents without that label (tells a crash on it from
+    any other); ``identity``: labels that each own their words, every one common enough to learn, so two
+    swapped columns show up (:func:`column_swaps`).
+    """
+
+    main: Task
+    without_unseen: Task
+    identity: Task
+    unseen_label: str
 
 
 @dataclass
@@ -60,69 +73,59 @@ class Skip(Exception):
     """Raised by a check that does not apply; its message is the reason."""
 
 
-@lru_cache(maxsize=1)
-def contract_task() -> Task:
-    """300 synthetic documents, 8 labels, a few empty documents, and one label
-    that appears only in test (so no training document carries it)."""
-    from mlbench.data.synthetic import generate
-
-    docs = generate(300, n_labels=8, vocab_size=300, doc_len=30, seed=7, empty_fraction=0.02)
-    train, valid, test = docs[:210], docs[210:240], docs[240:]
-    # the unseen label rides on a few test documents only
-    test = [
-        Document(d.id, d.text, d.labels + ((UNSEEN_LABEL,) if i % 10 == 0 else ())) for i, d in enumerate(test)
-    ]
-    labels = {lab for d in docs for lab in d.labels} | {UNSEEN_LABEL}
-    return build_task("contract", "synthetic", train, valid, test, label_set=labels)
+def fit_under_seed(method_cls: type[Method], task: Task, seed: int, params: dict[str, Any]) -> Method:
+    """A fresh method fitted on ``task`` after :func:`seed_everything`, without progress bars."""
+    seed_everything(seed)
+    method = method_cls(**params)
+    with tempfile.TemporaryDirectory() as tmp:
+        method.fit(task.train, task.valid, FitContext(seed=seed, checkpoint_dir=tmp, progress=False))
+    return method
 
 
-@lru_cache(maxsize=1)
-def contract_task_without_unseen() -> Task:
-    """:func:`contract_task` with the unseen label removed: tells a crash on that label from any other."""
-    from mlbench.data.synthetic import generate
+@dataclass
+class Session:
+    """One method under check and the fit its checks share: :meth:`fit` fits once on the main task (seed 0);
+    a check that needs that fit and finds it failed is skipped ("fit failed"): a broken fit is one failure."""
 
-    docs = generate(300, n_labels=8, vocab_size=300, doc_len=30, seed=7, empty_fraction=0.02)
-    labels = {lab for d in docs for lab in d.labels}
-    return build_task("contract-seen", "synthetic", docs[:210], docs[210:240], docs[240:], label_set=labels)
+    method_cls: type[Method]
+    tasks: ContractTasks
+    params: dict[str, Any] = field(default_factory=dict)
+    _fit: tuple[Method, Any] | None = None
+    _fit_error: BaseException | None = None
+
+    @classmethod
+    def start(cls, method_cls: type[Method], tasks: ContractTasks, params: dict[str, Any] | None = None) -> "Session":
+        """A session whose parameters are the method's ``contract_params`` with ``params`` over them."""
+        return cls(method_cls, tasks, {**getattr(method_cls, "contract_params", {}), **(params or {})})
+
+    def fit(self) -> tuple[Method, Any]:
+        """(model, test predictions) on the main task; raises what the fit raised."""
+        if self._fit_error is not None:
+            raise self._fit_error
+        if self._fit is None:
+            try:
+                model = fit_under_seed(self.method_cls, self.tasks.main, 0, self.params)
+                self._fit = (model, model.predict(self.tasks.main.test))
+            except BaseException as exc:
+                self._fit_error = exc
+                raise
+        return self._fit
+
+    def fitted(self) -> tuple[Method, Any]:
+        """:meth:`fit` for a check that depends on it: a failed fit makes the check a skip."""
+        try:
+            return self.fit()
+        except Exception:
+            raise Skip("fit failed") from None
 
 
-#: Labels of :func:`identity_task`; each owns IDENTITY_WORDS word types no other label uses.
-IDENTITY_LABELS = 6
-IDENTITY_WORDS = 8
-
-
-@lru_cache(maxsize=1)
-def identity_task() -> Task:
-    """Documents whose labels each own their words, every label common enough to learn.
-
-    Label ``j`` (``L0`` .. ``L5``, decreasing frequency so the task's order is
-    fixed) owns the words ``l{j}w0`` .. ``l{j}w7``; a document carries one or two
-    labels, draws most of its words from theirs and the rest from a shared
-    background. Any method that learns the labels puts each one in its own
-    column, so a swap of two columns shows up (:func:`column_swaps`).
-    """
-    rng = np.random.default_rng(13)
-    weights = np.linspace(2.0, 1.0, IDENTITY_LABELS)
-    weights /= weights.sum()
-    docs = []
-    for i in range(360):
-        n = 1 + int(rng.random() < 0.3)
-        labels = sorted(set(rng.choice(IDENTITY_LABELS, size=n, replace=False, p=weights).tolist()))
-        words = [f"l{rng.choice(labels)}w{rng.integers(IDENTITY_WORDS)}" for _ in range(10)]
-        words += [f"bg{rng.integers(40)}" for _ in range(6)]
-        rng.shuffle(words)
-        docs.append(Document(f"id{i}", " ".join(words), tuple(f"L{j}" for j in labels)))
-    return build_task("contract-identity", "synthetic", docs[:240], docs[240:280], docs[280:])
+# ------------------------------------------------------------------ helpers
 
 
 def column_swaps(y_true: Any, y_pred: Any, margin: float = SWAP_MARGIN) -> list[tuple[int, int, float]]:
-    """Pairs of columns ``(i, j, gain)`` whose predictions fit the truth better exchanged.
-
-    For labels with a test positive, ``F1(pred_i, true_j) + F1(pred_j, true_i)``
-    exceeds ``F1(pred_i, true_i) + F1(pred_j, true_j)`` by ``gain > margin``. A
-    method whose columns follow the task's labels has no such pair on a task
-    whose labels own their words; two swapped columns make one.
-    """
+    """Pairs of columns ``(i, j, gain)`` whose predictions fit the truth better exchanged: for labels with a
+    test positive, ``F1(pred_i, true_j) + F1(pred_j, true_i)`` exceeds ``F1(pred_i, true_i) + F1(pred_j, true_j)``
+    by ``gain > margin``. On a task whose labels own their words, two swapped columns make such a pair."""
     t = sp.csr_matrix(y_true, dtype=np.float64)
     p = sp.csr_matrix(y_pred, dtype=np.float64)
     tp = (p.T @ t).toarray()  # tp[i, j]: documents predicted i that truly carry j
@@ -142,10 +145,8 @@ def column_swaps(y_true: Any, y_pred: Any, margin: float = SWAP_MARGIN) -> list[
 
 
 def score_agreement(pred: Any, scores: np.ndarray) -> float | None:
-    """Share of (predicted, unpredicted) label pairs within a document where the predicted one scores higher.
-
-    Ties count one half; documents predicted with no label or every label have no pair. None without pairs.
-    """
+    """Share of (predicted, unpredicted) label pairs within a document where the predicted one scores higher;
+    ties count one half; documents predicted with no label or every label have no pair; None without pairs."""
     p = sp.csr_matrix(pred).toarray().astype(bool)
     s = np.asarray(scores, dtype=np.float64)
     wins = pairs = 0.0
@@ -159,17 +160,8 @@ def score_agreement(pred: Any, scores: np.ndarray) -> float | None:
     return wins / pairs if pairs else None
 
 
-def _fit(method_cls: type[Method], task: Task, seed: int, params: dict[str, Any]) -> Method:
-    from mlbench.runner import seed_everything
-
-    seed_everything(seed)
-    method = method_cls(**params)
-    with tempfile.TemporaryDirectory() as tmp:
-        method.fit(task.train, task.valid, FitContext(seed=seed, checkpoint_dir=tmp, progress=False))
-    return method
-
-
-def _is_binary_csr(m: Any, shape: tuple[int, int]) -> str:
+def binary_csr_problem(m: Any, shape: tuple[int, int]) -> str:
+    """What keeps ``m`` from being a sparse 0/1 matrix of ``shape``; "" when it is one."""
     if not sp.issparse(m):
         return f"predict returned {type(m).__name__}, expected a scipy sparse matrix"
     if m.shape != shape:
@@ -184,8 +176,6 @@ def param_declaration_problem(method_cls: type[Method]) -> str:
     """What is wrong with a method's ``param_specs``: a default it leaves out, or a default or preset
     value outside it; "" when it covers everything. Raises :class:`Skip` for a method with no
     declaration (it still runs; its values are then checked only at fit time)."""
-    from mlbench.api import validate_params
-
     specs = getattr(method_cls, "param_specs", {}) or {}
     if not specs:
         raise Skip("no param_specs: --param values are checked only when the method is fitted")
@@ -200,179 +190,211 @@ def param_declaration_problem(method_cls: type[Method]) -> str:
     return ""
 
 
+# ------------------------------------------------------------------- checks
+
+
+def check_declarations(s: Session) -> str:
+    missing = [a for a in ("name", "description") if not getattr(s.method_cls, a, "")]
+    if missing:
+        return f"missing class attribute(s): {', '.join(missing)}"
+    for preset in ("small", "paper"):
+        if preset not in s.method_cls.presets:
+            return f"no {preset!r} preset"
+        s.method_cls(preset=preset, **s.params)  # presets must name known parameters
+    return ""
+
+
+def check_param_specs(s: Session) -> str:
+    return param_declaration_problem(s.method_cls)
+
+
+def check_fit_predict(s: Session) -> str:
+    _, pred = s.fit()
+    task = s.tasks.main
+    return binary_csr_problem(pred, (len(task.test), task.n_labels))
+
+
+def check_learns_in_label_order(s: Session) -> str:
+    _, pred = s.fitted()
+    task = s.tasks.main
+    # only the labels seen in training count: the unseen one cannot be learnt
+    seen = [j for j, lab in enumerate(task.labels) if lab != s.tasks.unseen_label]
+    _, _, f1 = micro_precision_recall_f1(task.test.Y[:, seen], sp.csr_matrix(pred)[:, seen])
+    if f1 < MIN_MICRO_F1:
+        return f"test micro-F1 {f1:.3f} < {MIN_MICRO_F1} on an easy task: columns out of label order, or no learning"
+    return ""
+
+
+def check_column_identity(s: Session) -> str:
+    s.fitted()
+    itask = s.tasks.identity
+    pred = fit_under_seed(s.method_cls, itask, 0, s.params).predict(itask.test)
+    swaps = column_swaps(itask.test.Y, pred)
+    if swaps:
+        i, j, gain = swaps[0]
+        return (f"columns {i} ({itask.labels[i]}) and {j} ({itask.labels[j]}) fit the truth better exchanged "
+                f"(F1 sum +{gain:.2f}) on a task whose labels own their words: the predictions are not in "
+                "the task's label order")
+    return ""
+
+
+def check_deterministic(s: Session) -> str:
+    _, pred = s.fitted()
+    task = s.tasks.main
+    again = fit_under_seed(s.method_cls, task, 0, s.params).predict(task.test)
+    diff = (sp.csr_matrix(again) != sp.csr_matrix(pred)).nnz
+    reason = getattr(s.method_cls, "nondeterministic", "")
+    if reason:
+        cells = len(task.test) * task.n_labels
+        raise Skip(f"declared not reproducible ({reason}); two fits disagreed on {diff} of {cells} test cells")
+    return f"two fits with seed 0 disagree on {diff} test cells" if diff else ""
+
+
+def check_empty_documents(s: Session) -> str:
+    model, _ = s.fitted()
+    task = s.tasks.main
+    if not any(not t.strip() for t in task.train.texts):
+        return "contract task has no empty training document"
+    empty = Split.build("empty", ["e1", "e2", "e3"], ["", "   ", ""], [[0], [1], []], task.labels)
+    return binary_csr_problem(model.predict(empty), (3, task.n_labels))
+
+
+def check_unseen_label(s: Session) -> str:
+    task = s.tasks.main
+    j = task.labels.index(s.tasks.unseen_label)
+    if task.train.Y[:, j].nnz:
+        return "contract task error: unseen label present in train"
+    try:
+        model, pred = s.fit()
+    except Exception:
+        try:  # does the fit fail because of the unseen label, or anyway?
+            fit_under_seed(s.method_cls, s.tasks.without_unseen, 0, s.params)
+        except Exception:
+            raise Skip("fit failed with or without the unseen label") from None
+        return "fit fails on a task with a label no training document carries, and succeeds without it"
+    share = sp.csr_matrix(pred)[:, j].nnz / len(task.test)
+    if share > MAX_UNSEEN_SHARE:
+        return (f"predicts the label never seen in training on {share:.0%} of test documents "
+                f"(at most {MAX_UNSEEN_SHARE:.0%} allowed): a column mislabelled or shifted")
+    only_unseen = Split.build("unseen", ["u1", "u2"], ["w1 w2 w3", "w4 w5"], [[j], [j]], task.labels)
+    return binary_csr_problem(model.predict(only_unseen), (2, task.n_labels))
+
+
+def check_scores(s: Session) -> str:
+    model, _ = s.fitted()
+    task = s.tasks.main
+    scores = np.asarray(model.predict_scores(task.test))
+    if scores.shape != (len(task.test), task.n_labels):
+        return f"predict_scores returned shape {scores.shape}"
+    if not np.isfinite(scores).all():
+        return "predict_scores returned non-finite values"
+    return ""
+
+
+def check_scores_agree(s: Session) -> str:
+    model, pred = s.fitted()
+    agreement = score_agreement(pred, np.asarray(model.predict_scores(s.tasks.main.test)))
+    if agreement is None:
+        raise Skip("every test document predicted with no label or all labels: no pair to compare")
+    if agreement < MIN_SCORE_AGREEMENT:
+        return (f"predicted labels outscore unpredicted ones in only {agreement:.0%} of pairs "
+                f"(at least {MIN_SCORE_AGREEMENT:.0%} expected): predict_scores columns disagree with predict")
+    return ""
+
+
+def check_save_load(s: Session) -> str:
+    model, pred = s.fitted()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model"
+        model.save(path)
+        again = s.method_cls.load(path).predict(s.tasks.main.test)
+    diff = (sp.csr_matrix(again) != sp.csr_matrix(pred)).nnz
+    return f"reloaded model disagrees on {diff} test cells" if diff else ""
+
+
+def check_search_space(s: Session) -> str:
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(5):  # a few draws reach most categorical branches
+            trial = study.ask()
+            drawn = s.method_cls.search_space(trial)
+            if not isinstance(drawn, dict):
+                return f"search_space returned {type(drawn).__name__}, expected a dict of parameters"
+            s.method_cls(preset="small", **{**s.params, **drawn})  # unknown names raise here
+            study.tell(trial, 0.0)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return ""
+
+
+#: Every check in the order ``mlbench check`` prints them, with the line it prints.
+CHECKS: tuple[tuple[str, Callable[[Session], str]], ...] = (
+    ("declares name, description and presets", check_declarations),
+    ("param_specs cover every default and preset value", check_param_specs),
+    ("fit/predict returns a sparse 0/1 matrix of the right shape", check_fit_predict),
+    (f"learns the easy task in label order (micro-F1 >= {MIN_MICRO_F1})", check_learns_in_label_order),
+    ("each column predicts its own label (no two columns fit better exchanged)", check_column_identity),
+    ("deterministic under a seed", check_deterministic),
+    ("handles empty documents", check_empty_documents),
+    ("handles a label never seen in training", check_unseen_label),
+    ("predict_scores shape and finiteness (if offered)", check_scores),
+    ("predict_scores ranks predicted labels above the others (if offered)", check_scores_agree),
+    ("save/load round trip (if offered)", check_save_load),
+    ("search space draws known parameters (if offered)", check_search_space),
+)
+
+
+def _not_offered(reason: str) -> Callable[[Session], str]:
+    def skip(_: Session) -> str:
+        raise Skip(reason)
+
+    return skip
+
+
+def checks_for(method_cls: type[Method], params: dict[str, Any] | None = None) -> Iterator[tuple[str, Callable[[Session], str]]]:
+    """``(name, check)`` for every check, in order; one about a part ``method_cls`` does not offer comes as a
+    skip with the reason, and every check is a skip when the method cannot run here (``Method.unavailable``)."""
+    missing = method_cls.unavailable({**getattr(method_cls, "contract_params", {}), **(params or {})})
+    offers_scores = method_cls.predict_scores is not Method.predict_scores
+    not_offered = {
+        check_scores: "" if offers_scores else "no predict_scores (ranking metrics P@k and nDCG@k are left out)",
+        check_scores_agree: "" if offers_scores else "no predict_scores",
+        check_save_load: "" if method_cls.save is not Method.save else "no save/load",
+        check_search_space: ("" if method_cls.search_space.__func__ is not Method.search_space.__func__
+                             else "no search space: --trials has nothing to tune"),
+    }
+    for name, check in CHECKS:
+        reason = missing or not_offered.get(check, "")
+        yield name, (_not_offered(reason) if reason else check)
+
+
+def run_check(name: str, check: Callable[[Session], str], session: Session) -> CheckResult:
+    """One check's result; a check that raises fails with the exception as its detail."""
+    try:
+        problem = check(session)
+        return CheckResult(name, not problem, problem or "")
+    except Skip as reason:
+        return CheckResult(name, True, str(reason), skipped=True)
+    except Exception as exc:  # report, never crash the whole check run
+        if isinstance(exc, MlbenchError):  # a message meant for the user says enough
+            return CheckResult(name, False, str(exc))
+        tb = traceback.format_exc(limit=3).strip().splitlines()
+        return CheckResult(name, False, f"{type(exc).__name__}: {exc} ({tb[-3].strip() if len(tb) >= 3 else ''})")
+
+
 def run_contract(
-    method_cls: type[Method], params: dict[str, Any] | None = None, on_result: Callable[[CheckResult], None] | None = None
+    method_cls: type[Method], tasks: ContractTasks, params: dict[str, Any] | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
-    """Run every check; a check that raises fails with the exception as its detail."""
-    task = contract_task()
-    params = {**getattr(method_cls, "contract_params", {}), **(params or {})}
-    results: list[CheckResult] = []
-    state: dict[str, Any] = {}
-    missing = method_cls.unavailable(params)
-
-    def check(name: str, fn: Callable[[], str]) -> None:
-        try:
-            if missing:
-                raise Skip(missing)
-            problem = fn()
-            res = CheckResult(name, not problem, problem or "")
-        except Skip as reason:
-            res = CheckResult(name, True, str(reason), skipped=True)
-        except Exception as exc:  # report, never crash the whole check run
-            if isinstance(exc, MlbenchError):  # a message meant for the user says enough
-                res = CheckResult(name, False, str(exc))
-            else:
-                tb = traceback.format_exc(limit=3).strip().splitlines()
-                res = CheckResult(name, False, f"{type(exc).__name__}: {exc} ({tb[-3].strip() if len(tb) >= 3 else ''})")
-        results.append(res)
+    """Run every check of :func:`checks_for` on one method, in order; ``on_result`` sees each result as it comes."""
+    session = Session.start(method_cls, tasks, params)
+    results = []
+    for name, check in checks_for(method_cls, params):
+        results.append(run_check(name, check, session))
         if on_result is not None:
-            on_result(res)
-
-    def declares() -> str:
-        missing = [a for a in ("name", "description") if not getattr(method_cls, a, "")]
-        if missing:
-            return f"missing class attribute(s): {', '.join(missing)}"
-        for preset in ("small", "paper"):
-            if preset not in method_cls.presets:
-                return f"no {preset!r} preset"
-            method_cls(preset=preset, **params)  # presets must name known parameters
-        return ""
-
-    def fits_and_predicts() -> str:
-        state["model"] = model = _fit(method_cls, task, 0, params)
-        state["pred"] = pred = model.predict(task.test)
-        return _is_binary_csr(pred, (len(task.test), task.n_labels))
-
-    def learns_in_label_order() -> str:
-        if "pred" not in state:
-            raise Skip("fit failed")
-        # only the labels seen in training count: the unseen one cannot be learnt
-        seen = [j for j, lab in enumerate(task.labels) if lab != UNSEEN_LABEL]
-        _, _, f1 = micro_precision_recall_f1(task.test.Y[:, seen], sp.csr_matrix(state["pred"])[:, seen])
-        if f1 < MIN_MICRO_F1:
-            return f"test micro-F1 {f1:.3f} < {MIN_MICRO_F1} on an easy task: columns out of label order, or no learning"
-        return ""
-
-    def column_identity() -> str:
-        if "pred" not in state:
-            raise Skip("fit failed")
-        itask = identity_task()
-        pred = _fit(method_cls, itask, 0, params).predict(itask.test)
-        swaps = column_swaps(itask.test.Y, pred)
-        if swaps:
-            i, j, gain = swaps[0]
-            return (f"columns {i} ({itask.labels[i]}) and {j} ({itask.labels[j]}) fit the truth better exchanged "
-                    f"(F1 sum +{gain:.2f}) on a task whose labels own their words: the predictions are not in "
-                    "the task's label order")
-        return ""
-
-    def deterministic() -> str:
-        if "pred" not in state:
-            raise Skip("fit failed")
-        again = _fit(method_cls, task, 0, params).predict(task.test)
-        diff = (sp.csr_matrix(again) != sp.csr_matrix(state["pred"])).nnz
-        reason = getattr(method_cls, "nondeterministic", "")
-        if reason:
-            cells = len(task.test) * task.n_labels
-            raise Skip(f"declared not reproducible ({reason}); two fits disagreed on {diff} of {cells} test cells")
-        return f"two fits with seed 0 disagree on {diff} test cells" if diff else ""
-
-    def empty_documents() -> str:
-        if "model" not in state:
-            raise Skip("fit failed")
-        n_empty = sum(1 for t in task.train.texts if not t.strip())
-        if n_empty == 0:
-            return "contract task has no empty training document"
-        empty = Split.build("empty", ["e1", "e2", "e3"], ["", "   ", ""], [[0], [1], []], task.labels)
-        return _is_binary_csr(state["model"].predict(empty), (3, task.n_labels))
-
-    def unseen_label() -> str:
-        j = task.labels.index(UNSEEN_LABEL)
-        if task.train.Y[:, j].nnz:
-            return "contract task error: unseen label present in train"
-        if "pred" not in state:
-            try:  # does the fit fail because of the unseen label, or anyway?
-                _fit(method_cls, contract_task_without_unseen(), 0, params)
-            except Exception:
-                raise Skip("fit failed with or without the unseen label")
-            return "fit fails on a task with a label no training document carries, and succeeds without it"
-        share = sp.csr_matrix(state["pred"])[:, j].nnz / len(task.test)
-        if share > MAX_UNSEEN_SHARE:
-            return (f"predicts the label never seen in training on {share:.0%} of test documents "
-                    f"(at most {MAX_UNSEEN_SHARE:.0%} allowed): a column mislabelled or shifted")
-        only_unseen = Split.build("unseen", ["u1", "u2"], ["w1 w2 w3", "w4 w5"], [[j], [j]], task.labels)
-        return _is_binary_csr(state["model"].predict(only_unseen), (2, task.n_labels))
-
-    def scores() -> str:
-        model = state.get("model")
-        if model is None:
-            raise Skip("fit failed")
-        if not model.supports_scores:
-            raise Skip("no predict_scores (ranking metrics P@k and nDCG@k are left out)")
-        s = np.asarray(model.predict_scores(task.test))
-        if s.shape != (len(task.test), task.n_labels):
-            return f"predict_scores returned shape {s.shape}"
-        if not np.isfinite(s).all():
-            return "predict_scores returned non-finite values"
-        return ""
-
-    def scores_agree() -> str:
-        model = state.get("model")
-        if model is None:
-            raise Skip("fit failed")
-        if not model.supports_scores:
-            raise Skip("no predict_scores")
-        agreement = score_agreement(state["pred"], np.asarray(model.predict_scores(task.test)))
-        if agreement is None:
-            raise Skip("every test document predicted with no label or all labels: no pair to compare")
-        if agreement < MIN_SCORE_AGREEMENT:
-            return (f"predicted labels outscore unpredicted ones in only {agreement:.0%} of pairs "
-                    f"(at least {MIN_SCORE_AGREEMENT:.0%} expected): predict_scores columns disagree with predict")
-        return ""
-
-    def save_load() -> str:
-        model = state.get("model")
-        if model is None:
-            raise Skip("fit failed")
-        if not model.supports_save:
-            raise Skip("no save/load")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model"
-            model.save(path)
-            again = method_cls.load(path).predict(task.test)
-        diff = (sp.csr_matrix(again) != sp.csr_matrix(state["pred"])).nnz
-        return f"reloaded model disagrees on {diff} test cells" if diff else ""
-
-    def search_space() -> str:
-        import optuna
-
-        if method_cls.search_space.__func__ is Method.search_space.__func__:
-            raise Skip("no search space: --trials has nothing to tune")
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-            for _ in range(5):  # a few draws reach most categorical branches
-                trial = study.ask()
-                drawn = method_cls.search_space(trial)
-                if not isinstance(drawn, dict):
-                    return f"search_space returned {type(drawn).__name__}, expected a dict of parameters"
-                method_cls(preset="small", **{**params, **drawn})  # unknown names raise here
-                study.tell(trial, 0.0)
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-        return ""
-
-    check("declares name, description and presets", declares)
-    check("param_specs cover every default and preset value", lambda: param_declaration_problem(method_cls))
-    check("fit/predict returns a sparse 0/1 matrix of the right shape", fits_and_predicts)
-    check(f"learns the easy task in label order (micro-F1 >= {MIN_MICRO_F1})", learns_in_label_order)
-    check("each column predicts its own label (no two columns fit better exchanged)", column_identity)
-    check("deterministic under a seed", deterministic)
-    check("handles empty documents", empty_documents)
-    check("handles a label never seen in training", unseen_label)
-    check("predict_scores shape and finiteness (if offered)", scores)
-    check("predict_scores ranks predicted labels above the others (if offered)", scores_agree)
-    check("save/load round trip (if offered)", save_load)
-    check("search space draws known parameters (if offered)", search_space)
+            on_result(results[-1])
     return results

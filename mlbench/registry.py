@@ -1,5 +1,9 @@
 """Find methods and datasets: entry points, plus plugin files given on the command line.
 
+This module owns the names: which distribution or file provides each method and dataset, loading a class
+on first use, and describing them all for ``mlbench list``. Turning a task name (a dataset plus variants,
+or a path) into a task is :mod:`mlbench.data.tasks`.
+
 Built-ins are declared in mlbench's own ``pyproject.toml`` under the same
 entry-point groups as third-party plugins (``mlbench.methods``,
 ``mlbench.tasks``), so every run exercises the plugin path. Names are read
@@ -14,15 +18,13 @@ import importlib.util
 import inspect
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
 
 from mlbench import DIST_NAME
-from mlbench.api import Dataset, Method, MlbenchError, Task, UsageError
+from mlbench.api import Dataset, Method, MlbenchError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -236,89 +238,12 @@ def method_origin(name: str) -> str:
     return found[name].origin
 
 
-def split_task_name(name: str, datasets: list[str]) -> tuple[str, list[str]]:
-    """``"rcv1-trim10-shuffled"`` → ("rcv1", ["trim10", "shuffled"]).
-
-    The longest registered dataset name that prefixes ``name`` wins, so a
-    plugin dataset may itself contain hyphens.
-    """
-    for ds in sorted(datasets, key=len, reverse=True):
-        if name == ds:
-            return ds, []
-        if name.startswith(ds + "-"):
-            return ds, name[len(ds) + 1 :].split("-")
-    raise UnknownNameError(
-        f"unknown task {name!r}; datasets: {', '.join(sorted(datasets)) or 'none'} "
-        "(add -shuffled and/or -trim<k>, e.g. reuters-shuffled, reuters-trim10)"
-    )
-
-
-_TRIM_TOKEN = re.compile(r"^trim([1-9][0-9]*)$")
-_VARIANTS_HELP = "variants are -shuffled and -trim<k> with k >= 1, each at most once (e.g. reuters-shuffled, reuters-trim10)"
-
-
-def check_variants(name: str, variants: list[str]) -> None:
-    """Reject a malformed or redundant variant list of task ``name`` (exit status 2), before any load.
-
-    Each spelling of a task must be its only one, since the name goes into run tags and report
-    tables: ``trim0`` (nothing trimmed: the base task), ``trim05`` (``trim5``), a variant given
-    twice (``-shuffled-shuffled``) or two trims (``-trim10-trim5``) are rejected, not read as new tasks.
-    """
-    seen: dict[str, str] = {}
-    rest = list(variants)
-    while rest:
-        token = rest.pop(0)
-        if token == "shuffled":
-            kind = "shuffled"
-        elif _TRIM_TOKEN.match(token):
-            kind = "trim"
-        elif token == "trim" and rest and rest[0].isdigit():  # reuters-trim-5
-            raise UnknownNameError(f"task {name!r}: malformed variant 'trim-{rest[0]}'; {_VARIANTS_HELP}")
-        elif re.fullmatch(r"trim0+", token):
-            raise UnknownNameError(f"task {name!r}: {token} trims nothing (use the base task); {_VARIANTS_HELP}")
-        elif re.fullmatch(r"trim0[0-9]+", token):
-            raise UnknownNameError(f"task {name!r}: write {token} as trim{int(token[4:])}; {_VARIANTS_HELP}")
-        else:
-            raise UnknownNameError(f"task {name!r}: unknown task variant {token!r}; {_VARIANTS_HELP}")
-        if kind in seen:
-            raise UnknownNameError(f"task {name!r}: {seen[kind]} and {token} are both given; {_VARIANTS_HELP}")
-        seen[kind] = token
-
-
-def check_task_name(name: str) -> None:
-    """Raise :class:`UnknownNameError` unless ``name`` is a registered dataset with well-formed variants.
-
-    Loads nothing but the dataset list. A name that is a path (a task read from files) is left to
-    its reader.
-    """
-    if os.sep in name or Path(name).exists():
-        return
-    found = _resolve(TASK_GROUP)
-    ds_name, variants = split_task_name(name, list(found))
-    check_variants(name, variants)
-
-
-def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_kwargs: Any) -> Task:
-    """Load a task by name: a dataset followed by variants, e.g. ``reuters-shuffled``."""
-    from mlbench.tasks.variants import apply_variant, parse_variant
-
-    # A path (``./folder``, ``data.jsonl``, with -shuffled/-trim<k>) is a task read from the user's files.
-    from mlbench.data.files import load_path_task
-
-    file_task = load_path_task(name, **dataset_kwargs)
-    if file_task is not None:
-        return file_task
-    found = _resolve(TASK_GROUP)
-    ds_name, variants = split_task_name(name, list(found))
-    _log_clashes(found[ds_name])
-    check_variants(name, variants)  # validate every token before any expensive load
-    for v in variants:
-        parse_variant(v)
-    dataset_cls = found[ds_name].load()
-    task = dataset_cls(**dataset_kwargs).load(data_dir=data_dir, seed=seed)
-    for v in variants:
-        task = apply_variant(task, v)
-    return task
+def get_dataset(name: str) -> type[Dataset]:
+    """The dataset class registered as ``name`` (a dataset name without variants)."""
+    found = _resolve(TASK_GROUP, name)
+    if name not in found:
+        raise UnknownNameError(f"unknown dataset {name!r}; available: {', '.join(sorted(found)) or 'none'}")
+    return found[name].load()
 
 
 @dataclass

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mlbench.bench import Suite, completed_cells, config_hash, load_suite, run_suite
-from mlbench.reporting import collect_runs, summarise, table1, write_report
-from mlbench.tracking import Tracker
+from mlbench.runs.suite import Suite, cell_digest, completed_cells, load_suite, run_suite
+from mlbench.reports.page import write_report
+from mlbench.reports.records import collect_runs, summarise
+from mlbench.reports.tables import table1
+from mlbench.runs.tracking import Tracker
 
 
 @pytest.fixture
@@ -42,16 +44,16 @@ def test_suite_resumes_and_survives_a_failing_cell(tracker):
         Suite(name="tiny", methods={"br": {"C": 1}}, tasks=["synthetic"], seeds=[0]), tracker, echo=lines.append
     )
     assert [o.status for o in third] == ["done"]
-    from mlbench.registry import get_task
+    from mlbench.data.tasks import get_task
 
     task = get_task("synthetic")
     done = completed_cells(tracker, "synthetic", task.fingerprint)
-    assert ("br", 0, config_hash("br", {"C": 10}, "small")) in done
-    assert ("br", 0, config_hash("br", {"C": 1}, "small")) in done
+    assert ("br", 0, cell_digest(_suite({"br": {"C": 10}}), "br")) in done
+    assert ("br", 0, cell_digest(_suite({"br": {"C": 1}}), "br")) in done
 
 
 def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracker, monkeypatch):
-    from mlbench.bench import changed_params
+    from mlbench.runs.suite import changed_params
     from mlbench.methods.br import BinaryRelevance as BR
 
     suite = Suite(name="tiny", methods={"br": {"C": 10}}, tasks=["synthetic"], seeds=[0])
@@ -75,19 +77,19 @@ def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracke
 
 
 def test_a_stored_cell_reruns_when_its_code_digest_changed(tracker, monkeypatch):
-    import mlbench.identity
+    import mlbench.runs.identity
 
     suite = Suite(name="tiny", methods={"br": {}}, tasks=["synthetic"], seeds=[0])
     assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None)] == ["done"]
     assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None, dry_run=True)] == ["skipped"]
-    monkeypatch.setattr(mlbench.identity, "method_code_digest", lambda cls: "0123456789ab")
+    monkeypatch.setattr(mlbench.runs.identity, "method_code_digest", lambda cls: "0123456789ab")
     lines = []
     assert [o.status for o in run_suite(suite, tracker, echo=lines.append, dry_run=True)] == ["pending"]
     assert "-> 0123456789ab" in lines[-1] and "code:" in lines[-1]
 
 
 def test_bench_dry_run_lists_the_cells_without_running_them(tracker, capsys):
-    from mlbench.cli import main
+    from mlbench.cli.main import main
 
     uri = tracker.tracking_uri
     args = ["bench", "linear-reuters", "--methods", "br", "--tasks", "synthetic", "--seeds", "0", "1",
@@ -115,7 +117,7 @@ def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     assert (tmp_path / "report" / "figure1_trim.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure2_hf_lf.png").stat().st_size > 1000
     # the same through the command line, and a paired comparison of two runs
-    from mlbench.cli import main
+    from mlbench.cli.main import main
 
     uri = tracker.tracking_uri
     assert main(["report", "--task", "synthetic", "--out", str(tmp_path / "r2"), "--tracking-uri", uri,
@@ -156,10 +158,10 @@ def test_load_suite(tmp_path):
 
 
 def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
-    from mlbench.bench import find_cell_run, model_references
+    from mlbench.runs.suite import find_cell_run, model_references
     from mlbench.methods.seq2seq import Seq2Seq
     from mlbench.methods.seq2set import Seq2Set
-    from mlbench.registry import get_task
+    from mlbench.data.tasks import get_task
 
     mle = dict(Seq2Seq.contract_params)
     rl = {**Seq2Set.contract_params, "init_from": "@seq2seq"}
@@ -168,8 +170,8 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     outcomes = run_suite(suite, tracker, echo=lambda _: None)
     assert [o.status for o in outcomes] == ["done", "done"], [o.detail for o in outcomes]
     task = get_task("synthetic")
-    source = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, config_hash("seq2seq", mle, "small"))
-    target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, config_hash("seq2set", rl, "small"))
+    source = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, cell_digest(suite, "seq2seq"))
+    target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, cell_digest(suite, "seq2set"))
     assert source.data.tags["mlbench.saved_model"] == "model"
     assert target.data.tags["mlbench.init_from_run"] == source.info.run_id
     # the saved model loads and predicts what the run scored
@@ -184,10 +186,10 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     lines = []
     outcomes = run_suite(suite, tracker, echo=lines.append)
     assert [o.status for o in outcomes] == ["done", "done"], lines
-    newer = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, config_hash("seq2seq", mle, "small"))
+    newer = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, cell_digest(suite, "seq2seq"))
     assert f"init_from: seq2seq run (none) -> {newer.info.run_id}" not in "".join(lines)
     assert f"-> {newer.info.run_id}" in next(line for line in lines if "seq2set" in line and "rerun" in line)
-    target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, config_hash("seq2set", rl, "small"))
+    target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, cell_digest(suite, "seq2set"))
     assert target.data.tags["mlbench.init_from_run"] == newer.info.run_id
     readme = write_report(tracker, tracker.artifact_dir.parent / "report", "synthetic", n_resamples=50).read_text()
     assert "Runs of seq2set started from another run's saved model" in readme
@@ -209,7 +211,8 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
 
 
 def test_table2_compares_each_method_on_the_seeds_it_ran_on_both_tasks():
-    from mlbench.reporting import RunRecord, paired_summaries, table2
+    from mlbench.reports.records import RunRecord, paired_summaries
+    from mlbench.reports.tables import table2
 
     def rec(method, task, seed, f1):
         return RunRecord(f"{method}{task}{seed}", method, task, seed, "fp",
@@ -230,8 +233,8 @@ def test_table2_compares_each_method_on_the_seeds_it_ran_on_both_tasks():
 def test_comparison_pairs_keep_every_configuration_and_the_model_a_run_started_from():
     """With two seq2seq configurations neither is called plain "seq2seq": each is still a reference, and a
     Seq2Set row is also measured against the row whose models its RL phase started from."""
-    from mlbench.comparisons import comparison_pairs
-    from mlbench.records import RunRecord, label_rows
+    from mlbench.reports.comparisons import comparison_pairs
+    from mlbench.reports.records import RunRecord, label_rows
 
     def run(run_id, method, label, digest, start=None):
         tags = {"mlbench.init_from_run": start} if start else {}

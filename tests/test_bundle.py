@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import shutil
 from pathlib import Path
 
@@ -11,10 +10,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlbench.bundle import Bundle
+from mlbench.reports.bundle import Bundle
 from mlbench.metrics import frequency_groups
-from mlbench.reporting import render_report, write_report
-from mlbench.tracking import Tracker
+from mlbench.reports.page import render_report, write_report
+from mlbench.runs.tracking import Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "reports" / "reuters"
@@ -26,8 +25,9 @@ def store(tmp_path_factory):
     br on synthetic-trim2 too."""
     import os
 
-    from mlbench.registry import get_method, get_task
-    from mlbench.runner import run_once
+    from mlbench.data.tasks import get_task
+    from mlbench.registry import get_method
+    from mlbench.runs.runner import run_once
 
     root = tmp_path_factory.mktemp("store")
     os.environ["MLBENCH_NO_PROGRESS"] = "1"
@@ -55,7 +55,7 @@ def test_report_rerenders_byte_for_byte_from_the_bundle(store, tmp_path):
     for fig in ("figure1_trim.png", "figure2_hf_lf.png"):
         assert (copy / fig).read_bytes() == (out / fig).read_bytes()
     # the command line does the same into another folder
-    from mlbench.cli import main
+    from mlbench.cli.main import main
 
     assert main(["report", "--from", str(out), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "README.md").read_bytes() == (out / "README.md").read_bytes()
@@ -150,9 +150,10 @@ def test_committed_reuters_report_rerenders_and_recomputes(tmp_path):
 
 
 def test_merge_adds_an_earlier_bundles_runs_and_the_store_supersedes_its_cells(store, tmp_path):
-    from mlbench.cli import main
-    from mlbench.registry import get_method, get_task
-    from mlbench.runner import run_once
+    from mlbench.cli.main import main
+    from mlbench.data.tasks import get_task
+    from mlbench.registry import get_method
+    from mlbench.runs.runner import run_once
 
     tracker, full = store
     earlier = tmp_path / "earlier"  # br's defaults only, as if committed by an earlier session
@@ -191,7 +192,7 @@ def test_merge_adds_an_earlier_bundles_runs_and_the_store_supersedes_its_cells(s
 
 
 def test_merge_refuses_what_would_lose_runs_and_leaves_the_folder_as_it_was(store, tmp_path, monkeypatch):
-    from mlbench import bundle as bundle_module
+    from mlbench.reports import bundle as bundle_module
     from mlbench.api import MlbenchError
 
     tracker, full = store
@@ -224,7 +225,7 @@ def test_merge_refuses_what_would_lose_runs_and_leaves_the_folder_as_it_was(stor
 def test_cross_task_report_reads_a_bundle_with_configurations_as_rows(store, tmp_path, monkeypatch):
     """`report --tasks ... --merge DIR` ranks from committed evidence alone: an empty store, the bundle's
     runs.csv; each configuration is its own row."""
-    from mlbench.cli import main
+    from mlbench.cli.main import main
 
     _, out = store
     monkeypatch.chdir(tmp_path)
@@ -240,7 +241,7 @@ def test_cross_task_report_reads_a_bundle_with_configurations_as_rows(store, tmp
 
 
 def test_committed_reuters_family_report_rerenders_from_the_reuters_bundle(tmp_path, monkeypatch):
-    from mlbench.cli import main
+    from mlbench.cli.main import main
 
     family = REPO / "reports" / "reuters-family"
     note = family.joinpath("README.md").read_text().split("```bash\n")[1].split("\n```")[0]
@@ -255,7 +256,7 @@ def test_committed_reuters_family_report_rerenders_from_the_reuters_bundle(tmp_p
 def test_cross_task_merge_refuses_runs_of_another_split(store, tmp_path, monkeypatch, capsys):
     """A bundle's runs carry no start time: with store runs on another split of the same task the newest split
     cannot be told, so the comparison stops with one error line instead of picking one."""
-    from mlbench.cli import main
+    from mlbench.cli.main import main
 
     _, out = store
     monkeypatch.chdir(tmp_path)
@@ -272,7 +273,7 @@ def test_cross_task_merge_refuses_runs_of_another_split(store, tmp_path, monkeyp
 
 
 def test_merged_records_reads_metrics_alone_without_copying_predictions():
-    from mlbench.bundle import merged_records
+    from mlbench.reports.bundle import merged_records
 
     records, copied = merged_records([], [COMMITTED], ["reuters", "reuters-trim30"], scratch=None)
     rows = [r for r in csv.DictReader(open(COMMITTED / "runs.csv")) if r["task"] in ("reuters", "reuters-trim30")]

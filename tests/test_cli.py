@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlbench.cli import main, parse_value
-from mlbench.tracking import load_predictions
+from mlbench.cli.main import main
+from mlbench.cli.options import parse_value
+from mlbench.runs.tracking import load_predictions
 
 
 def test_parse_value():
@@ -54,7 +55,7 @@ def test_run_logs_one_complete_mlflow_run(workdir, capsys):
     assert "valid_micro_f1" in m and "fit_seconds" in m
     # predictions come back in the test split's order and agree with the logged metric
     from mlbench.metrics import micro_precision_recall_f1
-    from mlbench.registry import get_task
+    from mlbench.data.tasks import get_task
 
     local = client.download_artifacts(run.info.run_id, "predictions_test.npz", str(workdir))
     ids, pred, scores = load_predictions(local)
@@ -100,7 +101,7 @@ def test_check_command(workdir, capsys):
 
 
 def test_console_script_runs():
-    proc = subprocess.run([sys.executable, "-m", "mlbench.cli", "--version"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "mlbench.cli.main", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("mlbench ")
 
 
@@ -108,7 +109,7 @@ def test_console_script_runs():
 def test_quick_start_br_on_reuters(workdir, capsys):
     """The README's main job: BR on Reuters-21578 reaches micro-F1 >= 0.85."""
     from mlbench.api import DataError
-    from mlbench.registry import get_task
+    from mlbench.data.tasks import get_task
 
     try:
         get_task("reuters")

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from mlbench.crosstask import (
+from mlbench.reports.crosstask import (
     cliques, nemenyi_critical_difference, summarise_across_tasks, write_cross_task_report,
 )
-from mlbench.reporting import RunRecord
+from mlbench.reports.records import RunRecord
 
 # Demšar (2006), Table 6: AUC of C4.5 and three variants on 14 data sets. The paper ranks voting's two
 # 0.975 apart (more digits than printed), hence 0.97501.
@@ -103,8 +103,8 @@ def test_report_writes_tables_exports_and_a_diagram(tmp_path):
 
 
 def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
-    from mlbench.cli import main
-    from mlbench.tracking import Tracker
+    from mlbench.cli.main import main
+    from mlbench.runs.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
@@ -127,7 +127,7 @@ def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
 
 
 def test_configurations_of_one_method_are_separate_rows_never_averaged():
-    from mlbench.records import label_rows
+    from mlbench.reports.records import label_rows
 
     def rec(run, method, task, value, digest, label):
         return RunRecord(run, method, task, 0, "fp", {"micro_f1": value}, {}, "", 1, config_digest=digest,
@@ -149,7 +149,7 @@ def test_cd_diagram_names_clear_of_clique_bars_and_rank_lines():
     """No method name is crossed by a clique bar or by another method's line (both used to run through names)."""
     import matplotlib.pyplot as plt
 
-    from mlbench.crosstask import cd_figure
+    from mlbench.reports.crosstask import cd_figure
 
     # the ranks of reports/reuters-family: seven rows over six tasks, one at rank 1, two cliques
     ranks = [(1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2), (3, 3, 3, 3, 4, 4), (6, 6, 4, 4, 3, 3), (4, 4, 5, 5, 5, 5),
@@ -178,8 +178,8 @@ def test_cd_diagram_names_clear_of_clique_bars_and_rank_lines():
 
 
 def test_no_complete_row_says_which_rows_are_partial_and_what_to_do(tmp_path, capsys):
-    from mlbench.cli import main
-    from mlbench.tracking import Tracker
+    from mlbench.cli.main import main
+    from mlbench.runs.tracking import Tracker
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
     for method in ("a", "b", "c", "d", "e"):

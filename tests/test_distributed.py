@@ -160,7 +160,7 @@ def test_two_workers_on_postgresql_and_a_tracking_server(postgres_url, mlflow_se
 
     plugin = tmp_path / "sleepy.py"
     plugin.write_text(PLUGIN)
-    command = [sys.executable, "-m", "mlbench.cli", "run", "--method", "sleepy", "--task", "synthetic",
+    command = [sys.executable, "-m", "mlbench.cli.main", "run", "--method", "sleepy", "--task", "synthetic",
                "--plugin", str(plugin), "--trials", str(N_TRIALS), "--storage", postgres_url,
                "--tracking-uri", mlflow_server, "--no-predictions", "-q"]
     env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
@@ -177,7 +177,7 @@ def test_two_workers_on_postgresql_and_a_tracking_server(postgres_url, mlflow_se
     for i in range(2):
         assert not list((tmp_path / f"machine{i}").glob("*.db")), "nothing should be written locally"
 
-    from mlbench.tuning import with_postgres_driver
+    from mlbench.runs.tuning.study import with_postgres_driver
 
     storage = optuna.storages.RDBStorage(with_postgres_driver(postgres_url))
     (summary,) = optuna.study.get_all_study_summaries(storage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.image as mpimg
 
-from mlbench.figures import figure1, figure2
+from mlbench.reports.figures import figure1, figure2
 
 PTS = [(0, 0.85, 0.01), (5, 0.71, 0.01), (10, 0.66, 0.02)]
 LONG = "seq2set [suite reuters-trim-neural: epochs=40 init_from=<model of another run>]"

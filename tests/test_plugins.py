@@ -50,7 +50,7 @@ def mlbench(*args: str, cwd: Path, path: Path | None = None, env: dict[str, str]
     if path is not None:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path), full_env.get("PYTHONPATH", "")]))
     return subprocess.run(
-        [sys.executable, "-m", "mlbench.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", "mlbench.cli.main", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
         timeout=600,
     )
 
@@ -199,8 +199,9 @@ def test_omikuji_example_declares_its_entry_point():
 
 def test_omikuji_example_passes_the_contract():
     from mlbench.contract import run_contract
+    from mlbench.data.synthetic import contract_tasks
 
-    results = {r.name: r for r in run_contract(_omikuji_class())}
+    results = {r.name: r for r in run_contract(_omikuji_class(), contract_tasks())}
     failed = [f"{r.name}: {r.detail}" for r in results.values() if not r.passed]
     assert not failed, "\n".join(failed)
     det = results["deterministic under a seed"]

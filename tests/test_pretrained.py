@@ -183,8 +183,8 @@ def test_the_mapped_matrix_is_cached_and_a_damaged_entry_is_rebuilt(tmp_path, mo
 
 
 def test_the_run_logs_coverage_and_source(task, tmp_path):
-    from mlbench.runner import run_once
-    from mlbench.tracking import Tracker
+    from mlbench.runs.runner import run_once
+    from mlbench.runs.tracking import Tracker
 
     words = _vocab_words(task)
     write_vectors(tmp_path / "v.txt", words)

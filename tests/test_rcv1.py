@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlbench.api import DataError, Task
-from mlbench.data import rcv1
+from mlbench.data import rcv1, rcv1_formats
 from mlbench.data.build import Document
 from mlbench.tasks.rcv1 import RCV1Dataset
 
@@ -40,7 +40,7 @@ SGM_LABELS = {
 
 
 def sgm_copy(directory: Path, naming: str = "text/label", markers: bool = False) -> Path:
-    for split, (text_name, label_name) in rcv1.SGM_NAMINGS[naming].items():
+    for split, (text_name, label_name) in rcv1_formats.SGM_NAMINGS[naming].items():
         labels = SGM_LABELS[split]
         if markers:
             labels = "".join(f"<s> {line} </s>\n" for line in labels.splitlines())
@@ -86,10 +86,10 @@ GCAT 60000 1
 
 
 def lyrl_copy(directory: Path, gz: bool = False, train: str = LYRL_TRAIN, qrels: str = LYRL_QRELS) -> Path:
-    write(directory / rcv1.LYRL_TRAIN, train, gz)
-    for name, text in zip(rcv1.LYRL_TEST_PARTS, LYRL_PT):
+    write(directory / rcv1_formats.LYRL_TRAIN, train, gz)
+    for name, text in zip(rcv1_formats.LYRL_TEST_PARTS, LYRL_PT):
         write(directory / name, text, gz)
-    write(directory / rcv1.LYRL_QRELS, qrels, gz)
+    write(directory / rcv1_formats.LYRL_QRELS, qrels, gz)
     return directory
 
 
@@ -206,7 +206,7 @@ def test_lyrl_reads_blocks_and_qrels(tmp_path: Path, gz: bool, caplog: pytest.Lo
 
 def test_lyrl_test_limit_stops_before_missing_parts(tmp_path: Path) -> None:
     lyrl_copy(tmp_path)
-    (tmp_path / rcv1.LYRL_TEST_PARTS[3]).unlink()
+    (tmp_path / rcv1_formats.LYRL_TEST_PARTS[3]).unlink()
     _, _, test = rcv1.read_rcv1(tmp_path, max_test_docs=3)
     assert [d.id for d in test] == ["30000", "30001", "40000"]
     with pytest.raises(DataError, match="lyrl2004_tokens_test_pt3.dat"):
@@ -249,14 +249,14 @@ def test_lyrl_malformed_blocks(tmp_path: Path, train: str, match: str) -> None:
 
 def test_lyrl_corrupt_gz_is_a_data_error(tmp_path: Path) -> None:
     lyrl_copy(tmp_path, gz=True)
-    (tmp_path / (rcv1.LYRL_TRAIN + ".gz")).write_bytes(b"this is not gzip")
+    (tmp_path / (rcv1_formats.LYRL_TRAIN + ".gz")).write_bytes(b"this is not gzip")
     with pytest.raises(DataError, match=r"lyrl2004_tokens_train\.dat\.gz: cannot read"):
         rcv1.read_rcv1(tmp_path)
 
 
 def test_lyrl_missing_qrels(tmp_path: Path) -> None:
     lyrl_copy(tmp_path)
-    (tmp_path / rcv1.LYRL_QRELS).unlink()
+    (tmp_path / rcv1_formats.LYRL_QRELS).unlink()
     with pytest.raises(DataError, match=r"missing rcv1-v2\.topics\.qrels"):
         rcv1.read_rcv1(tmp_path)
 
@@ -299,8 +299,8 @@ def test_missing_copy_message(tmp_path: Path) -> None:
         msg = str(err.value)
         assert "\n" not in msg
         assert str(tmp_path) in msg
-        for name in ("text_train", "label_train", "train.src", "valid.tgt", rcv1.LYRL_TRAIN,
-                     "lyrl2004_tokens_test_pt0.dat", rcv1.LYRL_QRELS, ".xml", "--data-dir", "$MLBENCH_DATA/rcv1"):
+        for name in ("text_train", "label_train", "train.src", "valid.tgt", rcv1_formats.LYRL_TRAIN,
+                     "lyrl2004_tokens_test_pt0.dat", rcv1_formats.LYRL_QRELS, ".xml", "--data-dir", "$MLBENCH_DATA/rcv1"):
             assert name in msg, name
     with pytest.raises(DataError, match="no RCV1 copy found"):
         rcv1.detect_format(tmp_path / "does-not-exist")
@@ -374,7 +374,7 @@ def test_duplicate_item_ids_are_an_error(tmp_path: Path) -> None:
 
 def test_a_document_in_train_and_test_is_an_error(tmp_path: Path) -> None:
     lyrl_copy(tmp_path)
-    write(tmp_path / rcv1.LYRL_TEST_PARTS[3], LYRL_PT[3] + "\n.I 2287\n.W\nrat rise again\n")
+    write(tmp_path / rcv1_formats.LYRL_TEST_PARTS[3], LYRL_PT[3] + "\n.I 2287\n.W\nrat rise again\n")
     with pytest.raises(DataError, match="item id 2287 is in both train and test"):
         rcv1.read_rcv1(tmp_path)
 
@@ -396,7 +396,7 @@ def test_zipped_daily_archives_are_read_in_place(tmp_path: Path) -> None:
 
 def test_binary_garbage_in_a_token_file_is_an_error(tmp_path: Path) -> None:
     lyrl_copy(tmp_path)
-    (tmp_path / rcv1.LYRL_TRAIN).write_bytes(LYRL_TRAIN.encode() + b"\x89PNG\xff\xfe\x00garbage\n")
+    (tmp_path / rcv1_formats.LYRL_TRAIN).write_bytes(LYRL_TRAIN.encode() + b"\x89PNG\xff\xfe\x00garbage\n")
     with pytest.raises(DataError, match=r"lyrl2004_tokens_train\.dat:13: not UTF-8 text"):
         rcv1.read_rcv1(tmp_path)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ import pytest
 
 from mlbench import registry
 from mlbench.api import MlbenchError
-from mlbench.registry import UnknownNameError, split_task_name
+from mlbench.registry import UnknownNameError
 
 PLUGIN_MODULE = '''
 from mlbench.api import Method
@@ -167,7 +166,7 @@ def _cli(args: list[str], cwd: Path, extra_path: Path | None = None, env: dict |
     if extra_path is not None:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), full_env.get("PYTHONPATH", "")]))
     return subprocess.run(
-        [sys.executable, "-m", "mlbench.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "mlbench.cli.main", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -207,48 +206,16 @@ def test_plugin_file(tmp_path, monkeypatch):
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(UnknownNameError, match="available: .*br"):
         registry.get_method("no-such-method")
-    with pytest.raises(UnknownNameError, match="datasets: rcv1, reuters, synthetic"):
-        registry.get_task("no-such-task")
-    with pytest.raises(MlbenchError, match="unknown task variant 'trimx'"):
-        registry.get_task("synthetic-trimx")
-
-
-def test_split_task_name_prefers_the_longest_dataset():
-    assert split_task_name("rcv1", ["rcv1"]) == ("rcv1", [])
-    assert split_task_name("rcv1-trim10-shuffled", ["rcv1"]) == ("rcv1", ["trim10", "shuffled"])
-    assert split_task_name("my-data-shuffled", ["my", "my-data"]) == ("my-data", ["shuffled"])
 
 
 def test_list_does_not_import_torch():
     code = (
-        "import sys; from mlbench.cli import main; main(['list']); "
+        "import sys; from mlbench.cli.main import main; main(['list']); "
         "assert 'torch' not in sys.modules, 'torch imported'; assert 'mlflow' not in sys.modules"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "br " in proc.stdout and "reuters" in proc.stdout
-
-
-@pytest.mark.parametrize(
-    "name, message",
-    [
-        ("reuters-trim-5", "malformed variant 'trim-5'"),
-        ("reuters-trim0", "trim0 trims nothing"),
-        ("reuters-trim05", "write trim05 as trim5"),
-        ("reuters-shuffled-shuffled", "shuffled and shuffled are both given"),
-        ("reuters-trim10-trim5", "trim10 and trim5 are both given"),
-        ("reuters-", "unknown task variant ''"),
-    ],
-)
-def test_malformed_or_redundant_variants_are_rejected_before_loading(name, message):
-    # check_task_name reads no data: it is what the CLI calls before opening anything
-    with pytest.raises(UnknownNameError, match=re.escape(message)):
-        registry.check_task_name(name)
-
-
-def test_well_formed_variants_pass_the_name_check():
-    for name in ("reuters", "rcv1-trim10-shuffled", "synthetic-shuffled-trim3"):
-        registry.check_task_name(name)
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def test_wrong_hash_is_a_clear_error(tmp_path, fake_registry, monkeypatch):
 
 @pytest.fixture(scope="module")
 def reuters_task():
-    from mlbench.registry import get_task
+    from mlbench.data.tasks import get_task
 
     try:
         return get_task("reuters")

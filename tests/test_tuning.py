@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlbench.cli import main
+from mlbench.cli.main import main
 
 optuna = pytest.importorskip("optuna")
 from optuna.trial import TrialState  # noqa: E402
@@ -152,7 +152,7 @@ def assert_one_run_per_trial(study, parent_run_id: str) -> dict[int, object]:
 
 def spawn_run(workdir: Path, args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "mlbench.cli", *args], cwd=workdir, env=env,
+    return subprocess.Popen([sys.executable, "-m", "mlbench.cli.main", *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=_terminal_like_signals)
 
@@ -346,12 +346,13 @@ def test_journal_storage(workdir):
 
 def test_a_trial_lost_on_another_machine_is_found_by_its_heartbeat(workdir, monkeypatch):
     """No process to check on another machine: Optuna's heartbeat decides, then the trial is retried."""
-    import mlbench.tuning as tuning
+    from mlbench.runs.tuning import config as tuning
+    from mlbench.runs.tuning.study import open_storage
 
     monkeypatch.setattr(tuning, "HEARTBEAT_INTERVAL_S", 1)
     monkeypatch.setattr(tuning, "GRACE_PERIOD_S", 2)
     assert main(base_args(workdir, 2, "epochs=1")) == 0
-    storage = tuning.open_storage("sqlite:///optuna.db")
+    storage = open_storage("sqlite:///optuna.db")
     study = optuna.load_study(study_name=load_study().study_name, storage=storage)
     lost = study.ask()
     lost.suggest_float("quality", 0.0, 1.0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbench.cli import main
+from mlbench.cli.main import main
 from servers import wait_until_healthy
 from test_ui import _descendants  # the process-table walk the ui tests already use
 

@@ -7,7 +7,7 @@ def build_tiny_encoder(folder, n_words: int = 200) -> str:
     """A 1-layer, 32-d random BERT saved as a model folder (for the pretrained-encoder methods: no weights are
     downloaded). Its word pieces are the synthetic tasks' words and those of the contract's label-identity
     task, so no document of either is all [UNK]."""
-    from mlbench.contract import IDENTITY_LABELS, IDENTITY_WORDS
+    from mlbench.data.synthetic import IDENTITY_LABELS, IDENTITY_WORDS
 
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast

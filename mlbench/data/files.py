@@ -77,7 +77,7 @@ def looks_like_path(name: str) -> bool:
 
 def split_path_variants(name: str) -> tuple[Path, list[str]] | None:
     """``"./d-trim10-shuffled"`` → (Path("./d"), ["trim10", "shuffled"]) when ``./d`` exists; None if nothing exists."""
-    from mlbench.tasks.variants import parse_variant
+    from mlbench.data.variants import parse_variant
 
     base, variants = name, []
     while True:
@@ -316,7 +316,7 @@ def load_file_task(path: Path, name: str, options: Mapping[str, str] | None = No
 
 def load_path_task(name: str, **options: Any) -> Task | None:
     """The task a path names (variants applied), or None when ``name`` is not an existing path."""
-    from mlbench.tasks.variants import apply_variant
+    from mlbench.data.variants import apply_variant
 
     if not looks_like_path(name):
         return None

@@ -37,8 +37,7 @@ for line-oriented files, the line number.
 
 This module owns finding a copy (:func:`resolve_rcv1_dir`, :func:`detect_format`),
 checking what was read (:func:`check_copy`) and the entry :func:`read_rcv1`; the
-readers of each layout live in :mod:`mlbench.data.rcv1_formats` and are
-re-exported here.
+readers of each layout live in :mod:`mlbench.data.rcv1_formats` and :mod:`mlbench.data.rcv1_xml`.
 """
 
 from __future__ import annotations
@@ -46,31 +45,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
 
 from mlbench.api import DataError
 from mlbench.data.cache import data_home
-from mlbench.data.rcv1_formats import (  # noqa: F401  (re-exported: importable from mlbench.data.rcv1 as before)
-    LYRL_QRELS,
-    LYRL_TEST_PARTS,
-    LYRL_TRAIN,
-    SGM_NAMINGS,
-    XML_TOPIC_CLASS,
-    XML_TRAIN_ITEMIDS,
-    Docs,
-    NotANewsitem,
-    _find,
-    _has_xml,
-    _sgm_scheme,
-    iter_lyrl_blocks,
-    iter_parallel,
-    missing_copy_message,
-    parse_newsitem,
-    read_lyrl2004,
-    read_qrels,
-    read_sgm,
-    read_xml,
-)
+from mlbench.data.rcv1_formats import (LYRL_QRELS, LYRL_TRAIN, Docs, _find, _sgm_scheme, missing_copy_message,
+                                       read_lyrl2004, read_sgm)
+from mlbench.data.rcv1_xml import XML_TRAIN_ITEMIDS, _has_xml, read_xml
 
 log = logging.getLogger(__name__)
 
@@ -173,20 +153,3 @@ def resolve_rcv1_dir(data_dir: str | Path | None) -> Path:
         except DataError:
             return sub
     return directory
-
-
-__all__: Sequence[str] = (
-    "FORMATS",
-    "default_rcv1_dir",
-    "detect_format",
-    "iter_lyrl_blocks",
-    "iter_parallel",
-    "missing_copy_message",
-    "parse_newsitem",
-    "read_lyrl2004",
-    "read_qrels",
-    "read_rcv1",
-    "read_sgm",
-    "read_xml",
-    "resolve_rcv1_dir",
-)

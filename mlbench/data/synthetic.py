@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
 
+from mlbench.contract import ContractTasks
 from mlbench.data.build import Document
 
 #: Documents generated per chunk; fixed so that the output never depends on it.
@@ -290,3 +292,58 @@ def label_names(n_labels: int, n_parents: int | None = None) -> list[str]:
 
 
 __all__ = ["CHUNK", "GENERATOR_VERSION", "default_n_parents", "generate", "iter_generate", "label_hierarchy", "label_names"]
+
+
+# ------------------------------------------------------------- the contract's tasks
+
+#: The label that only test documents of the contract's main task carry.
+UNSEEN_LABEL = "zz-never-in-train"
+#: Labels of the contract's identity task; each owns IDENTITY_WORDS word types no other label uses.
+IDENTITY_LABELS = 6
+IDENTITY_WORDS = 8
+
+
+def identity_documents() -> list[Document]:
+    """360 documents whose labels each own their words, every label common enough to learn.
+
+    Label ``j`` (``L0`` .. ``L5``, decreasing frequency so the task's order is fixed) owns the words
+    ``l{j}w0`` .. ``l{j}w7``; a document carries one or two labels, draws most of its words from theirs and
+    the rest from a shared background. Any method that learns the labels puts each one in its own column.
+    """
+    rng = np.random.default_rng(13)
+    weights = np.linspace(2.0, 1.0, IDENTITY_LABELS)
+    weights /= weights.sum()
+    docs = []
+    for i in range(360):
+        n = 1 + int(rng.random() < 0.3)
+        labels = sorted(set(rng.choice(IDENTITY_LABELS, size=n, replace=False, p=weights).tolist()))
+        words = [f"l{rng.choice(labels)}w{rng.integers(IDENTITY_WORDS)}" for _ in range(10)]
+        words += [f"bg{rng.integers(40)}" for _ in range(6)]
+        rng.shuffle(words)
+        docs.append(Document(f"id{i}", " ".join(words), tuple(f"L{j}" for j in labels)))
+    return docs
+
+
+@lru_cache(maxsize=1)
+def contract_tasks() -> ContractTasks:
+    """The tasks :mod:`mlbench.contract` checks a method on.
+
+    ``main``: 300 generated documents over 8 labels with a few empty ones (210 train / 30 valid / 60 test),
+    plus :data:`UNSEEN_LABEL` on every tenth test document (no training document carries it);
+    ``without_unseen``: the same documents without it; ``identity``: :func:`identity_documents`
+    (240 / 40 / 80).
+    """
+    from mlbench.data.build import build_task
+
+    docs = generate(300, n_labels=8, vocab_size=300, doc_len=30, seed=7, empty_fraction=0.02)
+    train, valid, test = docs[:210], docs[210:240], docs[240:]
+    seen = {lab for d in docs for lab in d.labels}
+    with_unseen = [Document(d.id, d.text, d.labels + ((UNSEEN_LABEL,) if i % 10 == 0 else ()))
+                   for i, d in enumerate(test)]
+    ident = identity_documents()
+    return ContractTasks(
+        main=build_task("contract", "synthetic", train, valid, with_unseen, label_set=seen | {UNSEEN_LABEL}),
+        without_unseen=build_task("contract-seen", "synthetic", train, valid, test, label_set=seen),
+        identity=build_task("contract-identity", "synthetic", ident[:240], ident[240:280], ident[280:]),
+        unseen_label=UNSEEN_LABEL,
+    )

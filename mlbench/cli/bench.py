@@ -1,0 +1,52 @@
+"""``mlbench bench SUITE``: run a suite's methods x tasks x seeds, skipping the cells already in the store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlbench.cli import options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a suite of methods x tasks x seeds, skipping cells already in the store")
+    p.add_argument("suite", help="a named suite (paper-reuters, paper-rcv1, linear-reuters) or a YAML file")
+    p.add_argument("--methods", nargs="+", default=None, help="restrict to these methods")
+    p.add_argument("--tasks", nargs="+", default=None, help="restrict to these tasks")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--preset", choices=["small", "paper"], default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the cells that would run (new, or stored with settings that have changed) and stop")
+    options.add_task_and_store(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mlbench.runs.suite import load_suite, run_suite, validate_suite
+
+    suite = load_suite(args.suite)
+    if args.seeds:
+        suite.seeds = list(args.seeds)
+    if args.methods:
+        suite.methods = {m: suite.methods.get(m, {}) for m in args.methods}
+    if args.tasks:
+        suite.tasks = list(args.tasks)
+    suite.tasks = [options.canonical_task(t) for t in suite.tasks]  # a path task is stored under one name
+    if args.preset:
+        suite.preset = args.preset
+    validate_suite(suite)  # every method, parameter and task name before the store or any data is opened
+    cells = suite.cells()
+    print(f"suite {suite.name}: {len(suite.methods)} methods x {len(suite.tasks)} tasks x {len(suite.seeds)} seeds "
+          f"= {len(cells)} cells (preset {suite.preset})", file=sys.stderr)
+    outcomes = run_suite(suite, options.make_tracker(args), device=args.device, data_dir=args.data_dir,
+                         progress=not args.quiet, dry_run=args.dry_run)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "pending")}
+    if args.dry_run:
+        print(f"{counts['pending']} to run, {counts['skipped']} already complete, {counts['failed']} failed")
+        return 1 if counts["failed"] else 0
+    print(f"{counts['done']} run, {counts['skipped']} already complete, {counts['failed']} failed")
+    for o in outcomes:
+        if o.status == "failed":
+            print(f"  failed: {o.method} on {o.task} seed {o.seed}: {o.detail}")
+    return 1 if counts["failed"] else 0

@@ -1,0 +1,378 @@
+"""Benchmark suites: a matrix of methods x tasks x seeds, resumable from the MLflow store.
+
+A cell is (method, task, seed) with the method's configuration (preset and
+parameters). A cell is complete when the store holds a FINISHED parent run with
+the same task fingerprint, seed and configuration digest (:func:`cell_digest`, the
+digest every run is tagged with) on today's code; ``run_suite`` skips
+complete cells, so a killed suite picks up where it stopped, and a cell that
+fails is reported and the suite goes on.
+
+Suites are named (``paper-reuters``) or read from a YAML file::
+
+    name: my-suite
+    methods: [br, pcc]            # or a mapping: {br: {C: 10}, pcc: {}}
+    tasks: [reuters, reuters-shuffled]
+    seeds: [0, 1, 2]
+    preset: small
+
+A parameter value ``"@<method>"`` hands one cell's fitted model to another:
+with ``seq2set: {init_from: "@seq2seq"}`` the seq2seq cell of each task and
+seed saves its model in the store (the run's ``model/`` artifact) and the
+seq2set cell of the same task and seed starts from it, instead of repeating the
+same maximum-likelihood training. The referencing run is tagged with the run it
+started from (``init_from_run``), and its fit time excludes the referenced one.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from mlbench.api import MlbenchError, UsageError
+from mlbench.runs.tracking import MAX_PARAM_CHARS, TAG_PREFIX, flatten_params
+
+TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
+PAPER_METHODS = ("br", "pcc", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
+
+
+@dataclass
+class Suite:
+    name: str
+    methods: dict[str, dict[str, Any]]
+    tasks: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    preset: str = "small"
+    base_task: str | None = None  # the task Table 1 reports; default the first task
+
+    @property
+    def base(self) -> str:
+        return self.base_task or self.tasks[0]
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        return [(m, t, s) for t in self.tasks for m in self.methods for s in self.seeds]
+
+
+def _paper_suite(dataset: str) -> Suite:
+    tasks = [dataset, f"{dataset}-shuffled"] + [f"{dataset}-trim{k}" for k in TRIM_SERIES if k > 0]
+    methods: dict[str, dict[str, Any]] = {m: {} for m in PAPER_METHODS}
+    # Seq2Set's MLE pre-training is Seq2Seq's training (same network, settings and seed), so each
+    # seq2set cell starts its RL phase from the seq2seq cell of the same task and seed
+    methods["seq2set"] = {"init_from": "@seq2seq"}
+    return Suite(name=f"paper-{dataset}", methods=methods, tasks=tasks, base_task=dataset)
+
+
+#: A parameter value ``"@<method>"`` in a suite names the fitted model of that method's cell with the
+#: same task and seed (it must come earlier in the suite's method list and be able to save itself).
+MODEL_REFERENCE = "@"
+
+
+def model_references(suite: Suite) -> dict[str, dict[str, str]]:
+    """``{method: {param: referenced method}}`` for every ``"@method"`` value in the suite."""
+    refs: dict[str, dict[str, str]] = {}
+    order = list(suite.methods)
+    for method, params in suite.methods.items():
+        for key, value in params.items():
+            if isinstance(value, str) and value.startswith(MODEL_REFERENCE):
+                target = value[len(MODEL_REFERENCE):]
+                if target not in suite.methods:
+                    raise MlbenchError(f"suite {suite.name}: {method}.{key} = {value!r} names no method of the suite")
+                if order.index(target) >= order.index(method):
+                    raise MlbenchError(f"suite {suite.name}: {method}.{key} = {value!r}: {target} must be listed before {method}")
+                refs.setdefault(method, {})[key] = target
+    return refs
+
+
+NAMED_SUITES: dict[str, Callable[[], Suite]] = {
+    "paper-reuters": lambda: _paper_suite("reuters"),
+    "paper-rcv1": lambda: _paper_suite("rcv1"),
+    # the linear methods only: minutes on a laptop, for a first look or a smoke test
+    "linear-reuters": lambda: Suite(
+        name="linear-reuters",
+        methods={"br": {}, "pcc": {}},
+        tasks=["reuters", "reuters-shuffled"] + [f"reuters-trim{k}" for k in TRIM_SERIES if k > 0],
+        base_task="reuters",
+    ),
+}
+
+
+def load_suite(spec: str) -> Suite:
+    """A named suite or the path of a YAML file."""
+    if spec in NAMED_SUITES:
+        return NAMED_SUITES[spec]()
+    path = Path(spec)
+    if not path.is_file():
+        raise UsageError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UsageError(f"suite file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"suite file {path} cannot be read: {exc}") from exc
+    if not isinstance(raw, dict) or not raw.get("methods") or not raw.get("tasks"):
+        raise UsageError(f"suite file {path} needs 'methods' and 'tasks' lists")
+    methods = raw["methods"]
+    if isinstance(methods, list):
+        methods = {m: {} for m in methods}
+    if not isinstance(methods, dict) or not all(p is None or isinstance(p, dict) for p in methods.values()):
+        raise UsageError(f"suite file {path}: 'methods' must be a list of names or a mapping name -> parameters")
+    if not isinstance(raw["tasks"], list):
+        raise UsageError(f"suite file {path}: 'tasks' must be a list of task names")
+    seeds = raw.get("seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+        raise UsageError(f"suite file {path}: 'seeds' must be a list of integers, got {seeds!r}")
+    return Suite(
+        name=str(raw.get("name") or path.stem),
+        methods={str(m): dict(p or {}) for m, p in methods.items()},
+        tasks=[str(t) for t in raw["tasks"]],
+        seeds=list(seeds),
+        preset=str(raw.get("preset", "small")),
+        base_task=raw.get("base_task"),
+    )
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML error on one line, with the line and column where the parser stopped."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def validate_suite(suite: Suite) -> None:
+    """Check every method, parameter, task name and seed of a suite without loading any data.
+
+    Raises :class:`UsageError` (or the registry's unknown-name error) for the first problem, so
+    a typo in the last cell fails before the first cell trains.
+    """
+    from mlbench.api import validate_params
+    from mlbench.data.tasks import check_task_name
+    from mlbench.registry import get_method
+
+    if not suite.methods or not suite.tasks or not suite.seeds:
+        raise UsageError(f"suite {suite.name}: needs at least one method, one task and one seed")
+    if suite.preset not in ("small", "paper"):
+        raise UsageError(f"suite {suite.name}: preset must be small or paper, got {suite.preset!r}")
+    for seed in suite.seeds:
+        if not 0 <= seed < 2**32:
+            raise UsageError(f"suite {suite.name}: seed {seed} is not in [0, {2**32 - 1}]")
+    model_references(suite)
+    for method, params in suite.methods.items():
+        method_cls = get_method(method)
+        # a "@method" value is a model handed over at run time, not a value of the parameter's type
+        plain = {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith(MODEL_REFERENCE))}
+        unknown = sorted(set(params) - set(plain) - set(method_cls.defaults))
+        if unknown:
+            raise UsageError(f"suite {suite.name}: method {method!r} has no parameter {', '.join(unknown)}")
+        try:
+            validate_params(method_cls, suite.preset, plain, given="in the suite")
+        except UsageError as exc:
+            raise UsageError(f"suite {suite.name}: {exc}") from exc
+    for task in suite.tasks:
+        check_task_name(task)
+
+
+def cell_digest(suite: Suite, method: str) -> str:
+    """The configuration digest (:func:`mlbench.runs.identity.config_digest`) of ``method``'s cells in ``suite``:
+    the parameters the method resolves from the suite's preset and values, a model reference counting as
+    :data:`~mlbench.runs.identity.MODEL_REFERENCE_VALUE`. It is the digest the cells' runs are tagged with."""
+    from mlbench.registry import get_method
+    from mlbench.runs.identity import MODEL_REFERENCE_VALUE, config_digest
+
+    refs = model_references(suite).get(method, {})
+    params = suite.methods[method]
+    resolved = dict(get_method(method)(preset=suite.preset, **{k: v for k, v in params.items() if k not in refs}).params)
+    resolved.update({k: MODEL_REFERENCE_VALUE for k in refs})
+    return config_digest(method, resolved, suite.preset)
+
+
+def find_cell_run(tracker: Any, task_name: str, fingerprint: str, method: str, seed: int, digest: str) -> Any | None:
+    """The newest FINISHED parent run of one cell (method, seed, configuration digest) of ``task_name``, or None."""
+    runs = tracker.finished_parent_runs(task_name, {"fingerprint": fingerprint, "method": method, "seed": str(seed),
+                                                    "config_digest": digest})
+    return runs[0] if runs else None
+
+
+def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> dict[tuple[str, int, str], Any]:
+    """(method, seed, configuration digest) -> the newest FINISHED parent run (an MLflow ``Run``) of ``task_name``."""
+    done: dict[tuple[str, int, str], Any] = {}
+    for r in tracker.finished_parent_runs(task_name, {"fingerprint": fingerprint}):
+        tags = r.data.tags
+        if "mlbench.config_digest" in tags:
+            key = (tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_digest"])
+            done.setdefault(key, r)  # newest first
+    return done
+
+
+def changed_params(
+    resolved: dict[str, Any], logged: dict[str, str], defaults: dict[str, Any], ignore: Iterable[str] = ()
+) -> list[str]:
+    """Parameters whose resolved value differs from the one a stored run logged, as ``key: old -> new``.
+
+    Says why a suite's cell no longer matches its earlier run (another
+    configuration digest): a method's code defaults or preset changed since.
+    A parameter the run did not log (the method gained it later) counts as
+    changed only when it is set away from the method's default.
+    """
+    skip = set(ignore)
+
+    def as_logged(params: dict[str, Any]) -> dict[str, str]:
+        return {k: v[:MAX_PARAM_CHARS] for k, v in flatten_params(params).items()}
+
+    now = as_logged({k: v for k, v in resolved.items() if k not in skip})
+    base = as_logged(defaults)
+    changed = []
+    for k, v in sorted(now.items()):
+        old = logged.get(k)
+        if old is None and base.get(k) == v:
+            continue
+        if old != v:
+            changed.append(f"{k}: {'(absent)' if old is None else old} -> {v}")
+    return changed
+
+
+def changed_sources(
+    suite: Suite, tracker: Any, task: Any, seed: int, references: dict[str, str], tags: dict[str, str]
+) -> list[str]:
+    """The model references of a stored run whose source cell has a newer run than the one it started from."""
+    changed = []
+    for key, target in references.items():
+        source = find_cell_run(tracker, task.name, task.fingerprint, target, seed, cell_digest(suite, target))
+        used = tags.get(f"{TAG_PREFIX}{key}_run")
+        if source is not None and source.info.run_id != used:
+            changed.append(f"{key}: {target} run {used or '(none)'} -> {source.info.run_id}")
+    return changed
+
+
+def changed_code(method_cls: type, tags: dict[str, str]) -> list[str]:
+    """``code: old -> new`` when the stored run's code digest differs from the method's code now.
+
+    A run logged before runs carried a code digest counts as changed: nothing
+    says which code produced it.
+    """
+    from mlbench.runs.identity import method_code_digest
+
+    now = method_code_digest(method_cls)
+    old = tags.get(f"{TAG_PREFIX}code_digest")
+    return [] if old == now else [f"code: {old or '(no digest)'} -> {now}"]
+
+
+def _referenced_model(suite: Suite, tracker: Any, task: Any, target: str, seed: int, dst: Path) -> tuple[str, str]:
+    """(local folder, run id) of the saved model of ``target``'s cell for ``task`` and ``seed``."""
+    run = find_cell_run(tracker, task.name, task.fingerprint, target, seed, cell_digest(suite, target))
+    if run is None or "mlbench.saved_model" not in run.data.tags:
+        what = "has not run" if run is None else f"ran without saving its model (run {run.info.run_id})"
+        raise MlbenchError(f"needs the {target} model of this task and seed, but that cell {what}")
+    dst.mkdir(parents=True, exist_ok=True)
+    return str(tracker.download_model(run.info.run_id, dst)), run.info.run_id
+
+
+@dataclass
+class CellOutcome:
+    method: str
+    task: str
+    seed: int
+    status: str  # "done", "skipped", "failed"; "pending" in a dry run
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def run_suite(
+    suite: Suite,
+    tracker: Any,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    dry_run: bool = False,
+) -> list[CellOutcome]:
+    """Run every incomplete cell; failures are reported and the suite goes on.
+
+    A cell is complete when the store has a FINISHED run of it with the same
+    configuration digest (the parameters the method resolves now), whose code
+    digest (``mlbench.runs.identity``) is the method's code now, and
+    which, if it started from another cell's model, started from that cell's
+    newest run. ``dry_run`` only reports which cells would run ("pending").
+    """
+    from mlbench.data.tasks import get_task
+    from mlbench.registry import get_method
+    from mlbench.runs.runner import resolve_device, run_once
+
+    outcomes: list[CellOutcome] = []
+    cells = suite.cells()
+    refs = model_references(suite)
+    providers = {target for keys in refs.values() for target in keys.values()}
+    digests: dict[str, str] = {}
+    tasks: dict[str, Any] = {}
+    width = len(str(len(cells)))
+    for i, (method_name, task_name, seed) in enumerate(cells, 1):
+        prefix = f"[{i:>{width}}/{len(cells)}] {method_name} on {task_name} seed {seed}"
+        params = suite.methods[method_name]
+        t0 = time.perf_counter()
+        try:
+            if task_name not in tasks:
+                tasks[task_name] = get_task(task_name, data_dir=data_dir)
+            task = tasks[task_name]
+            method_cls = get_method(method_name)
+            if method_name not in digests:
+                digests[method_name] = cell_digest(suite, method_name)
+            stored = completed_cells(tracker, task.name, task.fingerprint).get((method_name, seed, digests[method_name]))
+            if stored is not None:
+                changed = changed_sources(suite, tracker, task, seed, refs.get(method_name, {}), stored.data.tags)
+                changed += changed_code(method_cls, stored.data.tags)
+                if not changed:
+                    outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
+                    echo(f"{prefix}: already in the store, skipped")
+                    continue
+                echo(f"{prefix}: in the store, but out of date ({'; '.join(changed)}): "
+                     + ("would rerun" if dry_run else "rerun"))
+            else:
+                earlier = tracker.finished_parent_runs(task.name, {"fingerprint": task.fingerprint, "suite": suite.name,
+                                                                   "method": method_name, "seed": str(seed)})
+                resolved = method_cls(preset=suite.preset, **{k: v for k, v in params.items()
+                                                              if k not in refs.get(method_name, {})}).params
+                changed = changed_params(resolved, earlier[0].data.params, method_cls.defaults,
+                                         ignore=refs.get(method_name, {})) if earlier else []
+                if changed:
+                    echo(f"{prefix}: in the store with other settings ({'; '.join(changed)}): "
+                         + ("would rerun" if dry_run else "rerun"))
+                elif dry_run:
+                    echo(f"{prefix}: would run")
+            if dry_run:
+                outcomes.append(CellOutcome(method_name, task_name, seed, "pending"))
+                continue
+            with tempfile.TemporaryDirectory(prefix="mlbench-init-") as tmp:
+                run_params, tags = dict(params), {}
+                for key, target in refs.get(method_name, {}).items():
+                    run_params[key], tags[f"{key}_run"] = _referenced_model(suite, tracker, task, target, seed, Path(tmp) / key)
+                result = run_once(
+                    method_cls,
+                    task,
+                    run_params,
+                    seed=seed,
+                    device=resolve_device(device, method_cls),
+                    tracker=tracker,
+                    preset=suite.preset,
+                    progress=progress,
+                    save_model=method_name in providers,
+                    extra_tags=tags,
+                    suite=suite.name,
+                    model_references=tuple(refs.get(method_name, {})),
+                )
+            tracker.set_tags(result.run_id, {"suite": suite.name})
+            secs = time.perf_counter() - t0
+            outcomes.append(CellOutcome(method_name, task_name, seed, "done", secs))
+            echo(f"{prefix}: micro-F1 {result.test['micro_f1']:.4f}, 0/1 loss {result.test['subset_01_loss']:.4f} ({secs:.0f} s)")
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one broken cell must not sink the suite
+            secs = time.perf_counter() - t0
+            outcomes.append(CellOutcome(method_name, task_name, seed, "failed", secs, f"{type(exc).__name__}: {exc}"))
+            echo(f"{prefix}: FAILED ({type(exc).__name__}: {exc})")
+    return outcomes
