@@ -1,9 +1,11 @@
 """Shared parts of the multi-label classics from scikit-multilearn-ng (ML-kNN, RAkEL, LabelPowerset).
 
 Each method is a scikit-multilearn-ng estimator on the TF-IDF features of the
-linear methods, through the same cache (:func:`mlbench.methods.features.tfidf_features`):
+linear methods, through the same cache (:func:`mlbench.methods.features.split_features`):
 a tuning trial that changes only the estimator's settings does not featurise
-the corpus again. Subclasses say how to build the estimator and whether it scores.
+the corpus again. On a feature task the estimator reads the task's own matrix,
+scaled as the linear methods scale it. Subclasses say how to build the estimator
+and whether it scores.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, Param, Split, as_binary_csr
-from mlbench.methods.features import tfidf_features
+from mlbench.api import FEATURES, TEXT, FitContext, Method, Param, Split, as_binary_csr
+from mlbench.methods.features import split_features
 from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS
 
 #: Unigram TF-IDF (BR's measured choice on Reuters); sublinear tf kept, as it suits distances and margins.
@@ -61,8 +63,9 @@ def linear_svc(C: float, seed: int) -> ConstantSafeLinearSVC:
 
 
 class ClassicMethod(Method):
-    """Fit/predict/save around one scikit-multilearn-ng estimator on TF-IDF features."""
+    """Fit/predict/save around one scikit-multilearn-ng estimator on TF-IDF features or a task's own features."""
 
+    inputs = frozenset({TEXT, FEATURES})
     presets = {"small": {}, "paper": {}}  # no size preset: nothing here grows with a preset
 
     def _estimator(self, seed: int, n_labels: int) -> Any:
@@ -74,8 +77,9 @@ class ClassicMethod(Method):
         # scikit-multilearn-ng draws RAkEL's partitions with the ``random`` module: seed it here.
         random.seed(ctx.seed)
         np.random.seed(ctx.seed)
-        features = tfidf_features(train.texts, self.params)
-        self.vectorizer_, X = features.vectorizer, features.X
+        features = split_features(train, self.params)
+        self.featurizer_, X = features.featurizer, features.X
+        self.dense_features_ = getattr(features.featurizer, "mean", None) is not None  # a dense feature task
         self.model_ = self._estimator(ctx.seed, train.n_labels)
         self.model_.fit(X, train.Y.astype(np.int64).tocsr())
         self.n_labels_ = train.n_labels
@@ -84,7 +88,7 @@ class ClassicMethod(Method):
         return self
 
     def _features(self, split: Split) -> sp.csr_matrix:
-        return self.vectorizer_.transform(split.texts).tocsr()
+        return self.featurizer_(split)
 
     def predict(self, split: Split) -> sp.csr_matrix:
         if len(split) == 0:
@@ -93,7 +97,7 @@ class ClassicMethod(Method):
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:
-            pickle.dump({"params": self.params, "vectorizer": self.vectorizer_, "model": self.model_,
+            pickle.dump({"params": self.params, "featurizer": self.featurizer_, "model": self.model_,
                          "n_labels": self.n_labels_}, f)
 
     @classmethod
@@ -102,5 +106,5 @@ class ClassicMethod(Method):
         with open(path, "rb") as f:
             state = pickle.load(f)
         m = cls(**state["params"])
-        m.vectorizer_, m.model_, m.n_labels_ = state["vectorizer"], state["model"], state["n_labels"]
+        m.featurizer_, m.model_, m.n_labels_ = state["featurizer"], state["model"], state["n_labels"]
         return m

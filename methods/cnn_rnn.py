@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from mlbench.api import Param
-from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC, LabelSequenceMethod
+from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC
+from mlbench.methods.neural.sequence import LabelSequenceMethod
 
 
 class CNNRNN(LabelSequenceMethod):
@@ -138,7 +139,8 @@ class CNNRNN(LabelSequenceMethod):
             dropout=float(p["dropout"]),
             embedding_dropout=float(p["embedding_dropout"]),
             document_at_output=bool(p["document_at_output"]),
+            feature_input=self.feature_input,
         )
 
     def decoder_start(self, network, batch):
-        return network.step, network.initial_state(batch.tokens, batch.lengths)
+        return network.step, network.initial_state(batch.tokens, batch.lengths, batch.values)

@@ -1,4 +1,12 @@
-"""Cached TF-IDF featurisation, shared by every method that works on TF-IDF vectors.
+"""The features a linear or classic method reads: cached TF-IDF for a text task, the task's own matrix otherwise.
+
+:func:`split_features` is what BR, PCC and the classics call: for a split with texts, the
+TF-IDF features below; for a feature task (``Split.X``, e.g. a MULAN benchmark), the task's
+own matrix, scaled as the TF-IDF rows are so that one set of defaults serves both (sparse
+rows L2-normalised; dense columns standardised on the training rows). Either way the
+method gets a CSR float32 training matrix and a picklable featurizer for its other splits.
+
+Cached TF-IDF featurisation, shared by every method that works on TF-IDF vectors.
 
 A tuning study fits one method many times on the same training texts; most
 trials change only a solver parameter (``C``, a threshold, a beam width), and
@@ -152,19 +160,24 @@ class TfidfFeatures:
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """The vectorizer applied to ``texts`` (float32 CSR), kept in memory for the next caller."""
-        tkey = (self.key, _digest(texts))
-        with _lock:
-            found = _transforms.get(tkey)
-            if found is not None:
-                _transforms.move_to_end(tkey)
-                stats.transform_hits += 1
-                return found
-        X = sp.csr_matrix(self.vectorizer.transform(texts), dtype=np.float32)
-        with _lock:
-            stats.transforms += 1
-            _transforms[tkey] = X
-            _evict(_transforms, MEMORY_TRANSFORMS, _nbytes)
-        return X
+        return cached_transform(self.key, self.vectorizer, texts)
+
+
+def cached_transform(key: str, vectorizer: Any, texts: Iterable[str]) -> sp.csr_matrix:
+    """``vectorizer`` (the fitted one named ``key``) applied to ``texts``, kept in memory for the next caller."""
+    tkey = (key, _digest(texts))
+    with _lock:
+        found = _transforms.get(tkey)
+        if found is not None:
+            _transforms.move_to_end(tkey)
+            stats.transform_hits += 1
+            return found
+    X = sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
+    with _lock:
+        stats.transforms += 1
+        _transforms[tkey] = X
+        _evict(_transforms, MEMORY_TRANSFORMS, _nbytes)
+    return X
 
 
 def features_key(texts_digest_: str, params: Mapping[str, Any]) -> str:
@@ -202,6 +215,70 @@ def tfidf_features(texts: Iterable[str], params: Mapping[str, Any]) -> TfidfFeat
         _features[key] = feats
         _evict(_features, MEMORY_ENTRIES, lambda f: _nbytes(f.X))
     return feats
+
+
+class TfidfFeaturizer:
+    """A fitted TF-IDF vectorizer as a featurizer of splits (the transforms cached as :meth:`TfidfFeatures.transform`)."""
+
+    def __init__(self, key: str, vectorizer: Any) -> None:
+        self.key, self.vectorizer = key, vectorizer
+
+    def __call__(self, split: Any) -> sp.csr_matrix:
+        return cached_transform(self.key, self.vectorizer, split.texts)
+
+
+class MatrixFeaturizer:
+    """A task's own feature matrix, scaled like TF-IDF rows: sparse rows to unit L2 norm (a zero row stays
+    zero), dense columns to zero mean and unit variance on the training rows (a constant column to zero)."""
+
+    def __init__(self, n_features: int, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> None:
+        self.n_features, self.mean, self.scale = n_features, mean, scale
+
+    @classmethod
+    def fit(cls, X: Any) -> "MatrixFeaturizer":
+        if sp.issparse(X):
+            return cls(X.shape[1])
+        X = np.asarray(X, dtype=np.float64)
+        std = X.std(axis=0) if len(X) else np.ones(X.shape[1])
+        return cls(X.shape[1], X.mean(axis=0) if len(X) else np.zeros(X.shape[1]), np.where(std > 0, std, np.inf))
+
+    def __call__(self, split: Any) -> sp.csr_matrix:
+        from mlbench.api import MlbenchError
+
+        X = split.X
+        if X is None or X.shape[1] != self.n_features:
+            got = "no feature matrix" if X is None else f"{X.shape[1]} features"
+            raise MlbenchError(f"split {split.name!r} has {got}; the model was fitted on {self.n_features}")
+        if self.mean is None:
+            from sklearn.preprocessing import normalize
+
+            return sp.csr_matrix(normalize(sp.csr_matrix(X, dtype=np.float32), norm="l2"), dtype=np.float32)
+        dense = (np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64) - self.mean) / self.scale
+        return sp.csr_matrix(dense.astype(np.float32))
+
+
+@dataclass(eq=False)
+class SplitFeatures:
+    """A method's training matrix, the featurizer of its other splits and the key naming them in caches."""
+
+    key: str
+    featurizer: Any
+    X: sp.csr_matrix = field(repr=False)
+
+
+def split_features(train: Any, params: Mapping[str, Any]) -> SplitFeatures:
+    """TF-IDF of ``train``'s texts (cached, see :func:`tfidf_features`) when it has texts, else its own
+    matrix through a :class:`MatrixFeaturizer` fitted on it."""
+    if train.X is None or (len(train.texts) == len(train) and len(train) > 0):
+        feats = tfidf_features(train.texts, params)
+        return SplitFeatures(feats.key, TfidfFeaturizer(feats.key, feats.vectorizer), feats.X)
+    featurizer = MatrixFeaturizer.fit(train.X)
+    X = featurizer(train)
+    X.sort_indices()
+    h = hashlib.sha256(f"matrix-{FEATURISER_VERSION}".encode())
+    for part in (np.asarray(X.shape), X.indptr, X.indices, X.data):
+        h.update(np.ascontiguousarray(part).tobytes())
+    return SplitFeatures("matrix-" + h.hexdigest()[:32], featurizer, X)
 
 
 def clear_memory_cache() -> None:

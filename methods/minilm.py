@@ -48,22 +48,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
-from mlbench.methods.encoders import (  # noqa: F401  (re-exported: tests and plugins import them from here)
-    ENCODERS,
-    EXTRA,
-    VectorBatch,
-    WindowBatch,
-    Windows,
-    _FineTuned,
-    _offline,
-    _require_transformers,
-    collate_windows,
-    encoder_digest,
-    encoder_folder,
-    make_head,
-    make_windows,
-    pool_documents,
-)
+from mlbench.methods.encoders import (ENCODERS, EXTRA, VectorBatch, WindowBatch, Windows, _FineTuned, _offline,
+                                      _require_transformers, collate_windows, encoder_digest, encoder_folder,
+                                      make_head, make_windows)
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """``pcc``: probabilistic classifier chains of logistic regressions with beam-search inference (PCC-LR).
 
 Training: the labels are put in a chain order, and link ``k`` is a logistic
-regression on the TF-IDF features of a document plus the gold indicators of
+regression on the TF-IDF features of a document (or a feature task's own matrix,
+:func:`mlbench.methods.features.split_features`) plus the gold indicators of
 the ``k`` labels before it in the chain (``[X | Y_<k]``, kept sparse). This is
 scikit-learn's ``ClassifierChain`` without cross-validated chain features, done
 here so that constant labels (never present in training, e.g. after trimming)
@@ -30,13 +31,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
-from mlbench.methods.features import tfidf_features
+from mlbench.api import FEATURES, TEXT, FitContext, Method, MlbenchError, Param, Split, as_binary_csr
+from mlbench.methods.features import split_features
 from mlbench.methods.linear import (
     TFIDF_DEFAULTS,
     TFIDF_SPECS,
     LiblinearRows,
-    cached_model,
+    timed_cached_model,
     fit_lr_rows,
     labels_digest,
     map_threads,
@@ -124,6 +125,7 @@ def fit_chain(X: sp.csr_matrix, Y: sp.spmatrix, order: np.ndarray, C: float, thr
 class ProbabilisticClassifierChain(Method):
     name = "pcc"
     description = "Probabilistic classifier chain of logistic regressions, beam-search inference (PCC-LR)"
+    inputs = frozenset({TEXT, FEATURES})
     # TF-IDF and C start from BR's Reuters-tuned defaults (unigrams, raw tf, weak regularisation): each link
     # is the same kind of regression, plus the earlier labels as features.
     defaults = {
@@ -159,12 +161,15 @@ class ProbabilisticClassifierChain(Method):
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> "ProbabilisticClassifierChain":
         from mlbench.metrics import micro_precision_recall_f1, subset_zero_one_loss
 
+        import time
+
+        started = time.perf_counter()
         p = self.params
         if int(p["beam_width"]) < 1:
             raise MlbenchError(f"pcc: beam_width must be at least 1, got {p['beam_width']}")
         order = chain_order(str(p["order"]), train.labels, ctx.seed)
-        feats = tfidf_features(train.texts, p)
-        self.vectorizer_, self._features = feats.vectorizer, feats
+        feats = split_features(train, p)
+        self.featurizer_ = feats.featurizer
 
         def solve() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             with progress(None, total=train.n_labels, desc="pcc: chain links", enabled=ctx.progress) as bar:
@@ -173,12 +178,18 @@ class ProbabilisticClassifierChain(Method):
         # The links are trained on gold labels, so they depend on the features, the labels, the order and C
         # only: a refit that changes only beam_width costs a decode.
         key = ("pcc", feats.key, labels_digest(train.Y), tuple(int(j) for j in order), float(p["C"]))
-        W_text, W_label, bias = cached_model(key, solve)
+        (W_text, W_label, bias), self.reused_, self.model_seconds_ = timed_cached_model(key, solve, started)
         self.order_, self.W_text_, self.W_label_, self.bias_ = order, W_text, W_label, bias
         pred = self.predict(valid)
         _, _, f1 = micro_precision_recall_f1(valid.Y, pred)
         ctx.report(0, {"valid_micro_f1": f1, "valid_subset_01_loss": subset_zero_one_loss(valid.Y, pred)})
         return self
+
+    def fit_report(self) -> dict[str, float | str]:
+        """On chain links reused from the process's cache: the time of the fit that made them."""
+        if not getattr(self, "reused_", False):
+            return {}
+        return {"reused_model": "true", "reused_fit_seconds": float(self.model_seconds_)}
 
     # ---------------------------------------------------------------- inference
 
@@ -248,12 +259,7 @@ class ProbabilisticClassifierChain(Method):
         return assign, log_prob, cond
 
     def _decode(self, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        feats = getattr(self, "_features", None)
-        if feats is not None and feats.vectorizer is self.vectorizer_:
-            X = feats.transform(split.texts)
-        else:
-            X = self.vectorizer_.transform(split.texts).tocsr()
-        return self.beam_search(X, int(self.params["beam_width"]))
+        return self.beam_search(self.featurizer_(split), int(self.params["beam_width"]))
 
     def _to_task_order(self, chain_cols: np.ndarray) -> np.ndarray:
         out = np.empty_like(chain_cols)
@@ -292,7 +298,7 @@ class ProbabilisticClassifierChain(Method):
     def save(self, path: Path) -> None:
         state = {
             "params": self.params,
-            "vectorizer": self.vectorizer_,
+            "featurizer": self.featurizer_,
             "order": self.order_,
             "W_text": self.W_text_,
             "W_label": self.W_label_,
@@ -307,6 +313,6 @@ class ProbabilisticClassifierChain(Method):
         with open(path, "rb") as f:
             state = pickle.load(f)
         m = cls(**state["params"])
-        m.vectorizer_, m.order_ = state["vectorizer"], state["order"]
+        m.featurizer_, m.order_ = state["featurizer"], state["order"]
         m.W_text_, m.W_label_, m.bias_ = state["W_text"], state["W_label"], state["bias"]
         return m

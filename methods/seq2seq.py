@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from mlbench.api import Param
-from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC, LabelSequenceMethod
+from mlbench.methods.neural.method import DROPOUT_SPEC, NEURAL_DEFAULTS, NEURAL_SPECS, SIZE_SPEC
+from mlbench.methods.neural.sequence import LabelSequenceMethod
 
 #: Hyperparameters that fix the network's shape (and the text pipeline feeding it).
 SGM_ARCHITECTURE = (
@@ -166,8 +167,9 @@ class Seq2Seq(LabelSequenceMethod):
             dropout=float(p["dropout"]),
             embedding_dropout=float(p["embedding_dropout"]),
             global_embedding=bool(p["global_embedding"]),
+            feature_input=self.feature_input,
         )
 
     def decoder_start(self, network, batch):
-        memory, state = network.encode(batch.tokens, batch.lengths)
+        memory, state = network.encode(batch.tokens, batch.lengths, batch.values)
         return network.decoder(memory), state

@@ -44,7 +44,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mlbench.api import FitContext, MlbenchError, Param, Split
+from mlbench.api import MlbenchError, Param, Split
 from mlbench.methods.neural.method import CONFIG_FILE, MODEL_FILE
 from mlbench.methods.neural.text import Vocabulary
 from mlbench.methods.seq2seq import SGM_ARCHITECTURE, SGM_CONTRACT, SGM_PAPER, Seq2Seq
@@ -235,7 +235,7 @@ class Seq2Set(Seq2Seq):
         loo = p["rl_baseline"] == "loo"
         B = len(batch.index)
         with contextlib.nullcontext() if p["rl_dropout"] else dropout_off(network):
-            memory, state0 = network.encode(batch.tokens, batch.lengths)
+            memory, state0 = network.encode(batch.tokens, batch.lengths, batch.values)
             step = network.decoder(memory)
             max_steps = self.max_labels_ + 1
             device = batch.tokens.device

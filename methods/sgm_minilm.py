@@ -45,11 +45,11 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 
-from mlbench.api import FitContext, MlbenchError, Param, Split
+from mlbench.api import TEXT, FitContext, MlbenchError, Param, Split
 from mlbench.methods.encoders import ENCODERS, EXTRA, encoder_digest, encoder_folder, make_windows
 from mlbench.methods.neural.method import CONFIG_FILE
 from mlbench.methods.neural.text import PAD_TOKEN, UNK_TOKEN, EncodedTexts, Vocabulary
@@ -155,7 +155,7 @@ def _network_class():
         def word_embedding(self):
             raise AttributeError("the pretrained-encoder SGM has no word embedding")
 
-        def encode(self, tokens: "torch.Tensor", lengths: "torch.Tensor"):
+        def encode(self, tokens: "torch.Tensor", lengths: "torch.Tensor", values: "torch.Tensor | None" = None):
             if self.states is None:
                 raise RuntimeError("token states are not attached to the network")
             B, T = tokens.shape
@@ -179,6 +179,8 @@ def _network_class():
 
 class PretrainedEncoderSGM:
     """What ``seq2seq-minilm`` and ``seq2set-minilm`` change in their word-level parents (a mixin)."""
+
+    inputs = frozenset({TEXT})  # the pretrained encoder reads texts only
 
     name: ClassVar[str]
     params: dict[str, Any]

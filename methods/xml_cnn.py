@@ -178,16 +178,17 @@ class XMLCNN(NeuralMethod):
             dropout=float(p["dropout"]),
             embedding_dropout=float(p["embedding_dropout"]),
             pooling=str(p["pooling"]),
+            feature_input=self.feature_input,
         )
 
     def batch_loss(self, network, batch):
         import torch.nn.functional as F
 
-        logits = network(batch.tokens, batch.lengths)
+        logits = network(batch.tokens, batch.lengths, batch.values)
         return F.binary_cross_entropy_with_logits(logits.float(), batch.targets)
 
     def score_batch(self, network, batch):
-        return network(batch.tokens, batch.lengths).float().sigmoid()
+        return network(batch.tokens, batch.lengths, batch.values).float().sigmoid()
 
     @property
     def threshold_(self) -> float:

@@ -1,10 +1,11 @@
 """The contracts every method and task honours.
 
-A *task* hands out three :class:`Split` objects over one label list. A *method*
-is fitted on the train and valid splits through :meth:`Method.fit`, receiving a
-:class:`FitContext` with the device, the seed, a per-epoch ``report`` hook and a
-checkpoint folder, and predicts a sparse 0/1 matrix whose columns follow the
-task's label list.
+A *task* hands out three :class:`Split` objects over one label list; a split carries raw
+texts, a feature matrix, or both (its :attr:`Split.inputs`). A *method* declares the
+inputs it reads (:attr:`Method.inputs`), is fitted on the train and valid splits through
+:meth:`Method.fit`, receiving a :class:`FitContext` with the device, the seed, a per-epoch
+``report`` hook and a checkpoint folder, and predicts a sparse 0/1 matrix whose columns
+follow the task's label list.
 
 This module imports neither torch nor MLflow, and numpy and scipy only inside
 the functions that compute with them: the command line's first screen
@@ -40,16 +41,27 @@ class UsageError(MlbenchError):
     """Bad input on the command line or in a suite file (the CLI exits with status 2)."""
 
 
+class UnknownNameError(MlbenchError):
+    """An unknown method or task name (the CLI exits with status 2)."""
+
+
 # --------------------------------------------------------------------------- data
+
+
+#: What a split can hand a method: raw texts (``Split.texts``) and a feature matrix (``Split.X``).
+TEXT, FEATURES = "text", "features"
 
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One part of a task: documents, their ordered label sequences and indicators.
+    """One part of a task: documents (texts, a feature matrix, or both), their ordered label sequences and indicators.
 
     ``label_seqs[i]`` lists column indices into ``labels`` in the order a sequence
     model should emit them (the task's label order policy decides it); ``Y`` is
-    the same information as an ``n_docs x n_labels`` CSR indicator matrix.
+    the same information as an ``n_docs x n_labels`` CSR indicator matrix. ``X``,
+    when given, is the ``n_docs x n_features`` feature matrix (CSR float32 for
+    sparse features, a float32 ndarray for dense ones); ``texts`` is then either
+    empty (a feature task) or one text per document.
     """
 
     name: str
@@ -58,13 +70,17 @@ class Split:
     label_seqs: tuple[tuple[int, ...], ...]
     labels: tuple[str, ...]
     Y: sp.csr_matrix = field(repr=False)
+    X: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        if not (len(self.texts) == len(self.label_seqs) == n == self.Y.shape[0]):
+        texts_ok = len(self.texts) == n or (self.X is not None and len(self.texts) == 0)
+        if not (texts_ok and len(self.label_seqs) == n == self.Y.shape[0]):
             raise ValueError(f"split {self.name!r}: ids, texts, label_seqs and Y disagree in length")
         if self.Y.shape[1] != len(self.labels):
             raise ValueError(f"split {self.name!r}: Y has {self.Y.shape[1]} columns for {len(self.labels)} labels")
+        if self.X is not None and (len(self.X.shape) != 2 or self.X.shape[0] != n):
+            raise ValueError(f"split {self.name!r}: X has shape {self.X.shape} for {n} documents")
 
     @classmethod
     def build(
@@ -74,6 +90,7 @@ class Split:
         texts: Sequence[str],
         label_seqs: Sequence[Sequence[int]],
         labels: Sequence[str],
+        X: Any = None,
     ) -> "Split":
         """Make a split from sequences; the indicator matrix is derived from them."""
         seqs = tuple(tuple(int(j) for j in s) for s in label_seqs)
@@ -84,6 +101,7 @@ class Split:
             label_seqs=seqs,
             labels=tuple(labels),
             Y=indicator_matrix(seqs, len(labels)),
+            X=X,
         )
 
     def __len__(self) -> int:
@@ -93,17 +111,31 @@ class Split:
     def n_labels(self) -> int:
         return len(self.labels)
 
+    @property
+    def inputs(self) -> frozenset[str]:
+        """``{"text"}``, ``{"features"}`` or both: what this split's documents come as."""
+        has_text = self.X is None or (len(self.texts) == len(self.ids) and len(self.ids) > 0)
+        return frozenset(({TEXT} if has_text else set()) | ({FEATURES} if self.X is not None else set()))
+
+    @property
+    def n_features(self) -> int:
+        """Columns of ``X``; 0 for a split without features."""
+        return 0 if self.X is None else int(self.X.shape[1])
+
     def subset(self, rows: Sequence[int] | np.ndarray, name: str | None = None) -> "Split":
         import numpy as np
+        import scipy.sparse as sp
 
         rows = np.asarray(rows, dtype=np.int64)
+        X = None if self.X is None else (self.X[rows].tocsr() if sp.issparse(self.X) else self.X[rows])
         return Split(
             name=name or self.name,
             ids=tuple(self.ids[i] for i in rows),
-            texts=tuple(self.texts[i] for i in rows),
+            texts=tuple(self.texts[i] for i in rows) if self.texts else (),
             label_seqs=tuple(self.label_seqs[i] for i in rows),
             labels=self.labels,
             Y=self.Y[rows].tocsr(),
+            X=X,
         )
 
 
@@ -147,6 +179,11 @@ class Task:
         return len(self.labels)
 
     @property
+    def inputs(self) -> frozenset[str]:
+        """What the task's documents come as (:attr:`Split.inputs` of its training split)."""
+        return self.train.inputs
+
+    @property
     def label_freq(self) -> np.ndarray:
         """Number of training documents carrying each label (task label order)."""
         import numpy as np
@@ -188,6 +225,9 @@ class Dataset(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: What its tasks' documents can come as, known before any data is read: ``{"text"}``, ``{"features"}``,
+    #: or both when the copy found decides (RCV1: a text layout, or scikit-learn's TF-IDF vectors).
+    inputs: ClassVar[frozenset[str]] = frozenset({TEXT})
 
     @abstractmethod
     def load(self, data_dir: Path | None = None, seed: int = 0) -> Task:
@@ -280,14 +320,10 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def validate_params(
-    method_cls: type["Method"], preset: str | None, params: Mapping[str, Any], given: str = "--param"
-) -> dict[str, Any]:
-    """Merge defaults, preset and explicit values as :class:`Method` does, checking each against the spec.
+def resolve_params(method_cls: type["Method"], preset: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A method's parameters: its defaults, then the preset's values, then ``params``.
 
-    Raises :class:`UsageError` naming the parameter, the value and what is allowed, before any
-    data is read; ``given`` says where explicit values came from. A method without ``param_specs`` gets only the name checks (plugins written
-    before specs existed keep working); a spec'd method's undeclared names are not checked.
+    Raises :class:`UsageError` for a preset the method lacks or a parameter it does not declare.
     """
     name = getattr(method_cls, "name", method_cls.__name__)
     merged = dict(method_cls.defaults)
@@ -299,6 +335,20 @@ def validate_params(
     if unknown:
         raise UsageError(f"method {name!r} has no parameter {', '.join(unknown)}; known: {', '.join(sorted(merged))}")
     merged.update(params)
+    return merged
+
+
+def validate_params(
+    method_cls: type["Method"], preset: str | None, params: Mapping[str, Any], given: str = "--param"
+) -> dict[str, Any]:
+    """:func:`resolve_params`, then each value checked against the method's ``param_specs``.
+
+    Raises :class:`UsageError` naming the parameter, the value and what is allowed, before any
+    data is read; ``given`` says where explicit values came from. A method without ``param_specs`` gets only the name checks (plugins written
+    before specs existed keep working); a spec'd method's undeclared names are not checked.
+    """
+    name = getattr(method_cls, "name", method_cls.__name__)
+    merged = resolve_params(method_cls, preset, params)
     specs = method_cls.param_specs
     for key, value in merged.items():
         spec = specs.get(key)
@@ -363,8 +413,13 @@ class Method(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    #: The input the method consumes; built-ins all take raw texts and own their featurisation.
-    input: ClassVar[str] = "text"
+    #: The inputs the method can read (:data:`TEXT`, :data:`FEATURES`); a task must offer one of them
+    #: (:func:`incompatibility`). A method that reads texts owns its featurisation.
+    inputs: ClassVar[frozenset[str]] = frozenset({TEXT})
+    #: Whether the method can use a GPU: ``--device auto`` picks CUDA for it when one is visible.
+    accelerated: ClassVar[bool] = False
+    #: Hyperparameters that make the method small enough for the contract's checks (merged over its defaults).
+    contract_params: ClassVar[dict[str, Any]] = {}
     #: Why two fits under the same seed may differ, for a method that cannot be seeded (e.g. a
     #: library with its own unseeded random generator); empty for a reproducible method. The
     #: contract then reports its determinism check as SKIP with this reason instead of FAIL.
@@ -376,21 +431,7 @@ class Method(ABC):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"small": {}, "paper": {}}
 
     def __init__(self, preset: str | None = None, **params: Any) -> None:
-        merged = dict(self.defaults)
-        if preset is not None:
-            if preset not in self.presets:
-                raise MlbenchError(
-                    f"method {self.name!r} has no preset {preset!r}; choose from {', '.join(sorted(self.presets))}"
-                )
-            merged.update(self.presets[preset])
-        unknown = sorted(set(params) - set(merged))
-        if unknown:
-            raise MlbenchError(
-                f"method {self.name!r} has no parameter {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(merged))}"
-            )
-        merged.update(params)
-        self.params: dict[str, Any] = merged
+        self.params: dict[str, Any] = resolve_params(type(self), preset, params)
         self.preset = preset
 
     @classmethod
@@ -438,6 +479,47 @@ class Method(ABC):
     @property
     def supports_save(self) -> bool:
         return type(self).save is not Method.save
+
+
+def incompatibility(method_cls: type[Method], task_inputs: frozenset[str], task_name: str) -> str:
+    """Why ``method_cls`` cannot run on a task whose documents come as ``task_inputs``; "" when it can."""
+    if method_cls.inputs & task_inputs:
+        return ""
+    reads = " or ".join(sorted(method_cls.inputs)) or "nothing"
+    offers = " and ".join(sorted(task_inputs)) or "nothing"
+    return f"method {method_cls.name!r} reads {reads}; task {task_name!r} offers {offers}"
+
+
+def prediction_problem(pred: Any, n_rows: int, n_labels: int) -> str:
+    """What keeps ``pred`` from being a valid prediction of ``n_rows`` documents: a scipy sparse matrix of
+    shape ``(n_rows, n_labels)`` holding only 0 and 1 (so no NaN); "" when it is one."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if not sp.issparse(pred):
+        return f"predict returned {type(pred).__name__}, expected a scipy sparse matrix"
+    if pred.shape != (n_rows, n_labels):
+        return f"predict returned shape {pred.shape}, expected {(n_rows, n_labels)}"
+    data = pred.tocsr().data
+    if data.size and not np.isin(data, (0, 1)).all():
+        return "predict returned values other than 0 and 1"
+    return ""
+
+
+def scores_problem(scores: Any, n_rows: int, n_labels: int) -> str:
+    """What keeps ``scores`` from being valid label scores of ``n_rows`` documents (an array of shape
+    ``(n_rows, n_labels)``, every value finite); "" when they are."""
+    import numpy as np
+
+    try:
+        s = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return f"predict_scores returned {type(scores).__name__} that is not numeric ({exc})"
+    if s.shape != (n_rows, n_labels):
+        return f"predict_scores returned shape {s.shape}, expected {(n_rows, n_labels)}"
+    if not np.isfinite(s).all():
+        return f"predict_scores returned {int((~np.isfinite(s)).sum())} non-finite values"
+    return ""
 
 
 def as_binary_csr(pred: Any, n_rows: int, n_labels: int) -> sp.csr_matrix:

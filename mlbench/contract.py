@@ -1,14 +1,13 @@
 """The method contract: checks every registered method must pass, one module-level function per check.
 
-A check ``check_*(session) -> str`` returns "" when the method passes, a sentence saying what is wrong when it
-fails, and raises :class:`Skip` (with the reason) when it does not apply. :func:`checks_for` yields the checks
-for one method in order, those about a part the method does not offer (scores, save/load, a search space)
-already turned into skips; :func:`run_contract` runs them and ``mlbench check`` prints a PASS/FAIL/SKIP line
-each. The checks run on tiny synthetic tasks (:class:`ContractTasks`, built in seconds by
-:func:`mlbench.data.synthetic.contract_tasks`): prediction shapes and types, columns in the task's label order
-(overall and column by column), determinism under a seed, empty documents, labels never seen in training,
-scores (finite, ranking the predicted labels first), save/load, and a search space of known parameters.
-A method may declare ``contract_params`` (hyperparameters merged over its defaults) to be small enough here.
+A check ``check_*(session) -> str`` returns "" when the method passes, a sentence saying what is wrong, or
+raises :class:`Skip` (the reason) when it does not apply; :func:`checks_for` yields them in order for one
+method, those about a part it does not offer (scores, save/load, a search space) turned into skips;
+:func:`run_contract` runs them and ``mlbench check`` prints a PASS/FAIL/SKIP line each. They run on tiny
+synthetic tasks (:class:`ContractTasks`, from :func:`mlbench.data.synthetic.contract_tasks`), as texts or as
+features per what the method reads: shapes and types, columns in label order (overall and one by one),
+determinism, empty documents, unseen labels, scores, save/load, and a search space of known parameters.
+``contract_params`` (hyperparameters merged over a method's defaults) make a method small enough here.
 """
 
 from __future__ import annotations
@@ -18,13 +17,15 @@ import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, Task, validate_params
+from mlbench.api import (FEATURES, TEXT, FitContext, Method, MlbenchError, Split, Task, prediction_problem,
+                         scores_problem, validate_params)
 from mlbench.metrics import micro_precision_recall_f1
 
 SWAP_MARGIN = 0.05  # two exchanged columns must not fit the truth better than this (sum of their F1)
@@ -45,16 +46,30 @@ def seed_everything(seed: int) -> None:
 
 @dataclass(frozen=True)
 class ContractTasks:
-    """The tasks the checks run on. ``main``: an easy task with a few empty documents and one label (``unseen_label``) that only test
-    documents carry; ``without_unseen``: the same documents without that label (tells a crash on it from
-    any other); ``identity``: labels that each own their words, every one common enough to learn, so two
-    swapped columns show up (:func:`column_swaps`).
-    """
+    """The tasks the checks run on. ``main``: an easy task with a few empty documents and one label
+    (``unseen_label``) only test documents carry; ``without_unseen``: the same without that label (tells a
+    crash on it from any other); ``identity``: labels that own their words, so swapped columns show
+    (:func:`column_swaps`). ``features``: the same three as 0/1 rows over the words in ``vocabulary``, for
+    a method that reads features (``vocabulary`` is empty in the text version)."""
 
     main: Task
     without_unseen: Task
     identity: Task
     unseen_label: str
+    vocabulary: tuple[str, ...] = ()
+    features: "ContractTasks | None" = None
+
+    def split(self, name: str, texts: list[str], seqs: list[list[int]]) -> Split:
+        """A split of ``texts`` over the main task's labels, as texts or as 0/1 rows over ``vocabulary``."""
+        if not self.vocabulary:
+            return Split.build(name, [f"{name}{i}" for i in range(len(texts))], texts, seqs, self.main.labels)
+        column = {w: j for j, w in enumerate(self.vocabulary)}
+        X = sp.lil_matrix((len(texts), len(self.vocabulary)), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for w in text.split():
+                if w in column:
+                    X[i, column[w]] = 1.0
+        return Split.build(name, [f"{name}{i}" for i in range(len(texts))], (), seqs, self.main.labels, X=X.tocsr())
 
 
 @dataclass
@@ -95,8 +110,10 @@ class Session:
 
     @classmethod
     def start(cls, method_cls: type[Method], tasks: ContractTasks, params: dict[str, Any] | None = None) -> "Session":
-        """A session whose parameters are the method's ``contract_params`` with ``params`` over them."""
-        return cls(method_cls, tasks, {**getattr(method_cls, "contract_params", {}), **(params or {})})
+        """A session on the tasks' kind the method reads (texts first), its ``contract_params`` under ``params``."""
+        if TEXT not in method_cls.inputs and tasks.features is not None:
+            tasks = tasks.features
+        return cls(method_cls, tasks, {**method_cls.contract_params, **(params or {})})
 
     def fit(self) -> tuple[Method, Any]:
         """(model, test predictions) on the main task; raises what the fit raised."""
@@ -117,9 +134,6 @@ class Session:
             return self.fit()
         except Exception:
             raise Skip("fit failed") from None
-
-
-# ------------------------------------------------------------------ helpers
 
 
 def column_swaps(y_true: Any, y_pred: Any, margin: float = SWAP_MARGIN) -> list[tuple[int, int, float]]:
@@ -149,27 +163,9 @@ def score_agreement(pred: Any, scores: np.ndarray) -> float | None:
     ties count one half; documents predicted with no label or every label have no pair; None without pairs."""
     p = sp.csr_matrix(pred).toarray().astype(bool)
     s = np.asarray(scores, dtype=np.float64)
-    wins = pairs = 0.0
-    for row_p, row_s in zip(p, s):
-        on, off = row_s[row_p], row_s[~row_p]
-        if on.size == 0 or off.size == 0:
-            continue
-        diff = on[:, None] - off[None, :]
-        wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
-        pairs += diff.size
-    return wins / pairs if pairs else None
-
-
-def binary_csr_problem(m: Any, shape: tuple[int, int]) -> str:
-    """What keeps ``m`` from being a sparse 0/1 matrix of ``shape``; "" when it is one."""
-    if not sp.issparse(m):
-        return f"predict returned {type(m).__name__}, expected a scipy sparse matrix"
-    if m.shape != shape:
-        return f"predict returned shape {m.shape}, expected {shape}"
-    data = m.tocsr().data
-    if data.size and not np.isin(data, (0, 1)).all():
-        return "predict returned values other than 0 and 1"
-    return ""
+    pair = p[:, :, None] & ~p[:, None, :]  # (document, predicted label, unpredicted label)
+    diff = (s[:, :, None] - s[:, None, :])[pair]
+    return float((diff > 0).sum() + 0.5 * (diff == 0).sum()) / pair.sum() if pair.any() else None
 
 
 def param_declaration_problem(method_cls: type[Method]) -> str:
@@ -190,9 +186,6 @@ def param_declaration_problem(method_cls: type[Method]) -> str:
     return ""
 
 
-# ------------------------------------------------------------------- checks
-
-
 def check_declarations(s: Session) -> str:
     missing = [a for a in ("name", "description") if not getattr(s.method_cls, a, "")]
     if missing:
@@ -210,8 +203,7 @@ def check_param_specs(s: Session) -> str:
 
 def check_fit_predict(s: Session) -> str:
     _, pred = s.fit()
-    task = s.tasks.main
-    return binary_csr_problem(pred, (len(task.test), task.n_labels))
+    return prediction_problem(pred, len(s.tasks.main.test), s.tasks.main.n_labels)
 
 
 def check_learns_in_label_order(s: Session) -> str:
@@ -253,10 +245,11 @@ def check_deterministic(s: Session) -> str:
 def check_empty_documents(s: Session) -> str:
     model, _ = s.fitted()
     task = s.tasks.main
-    if not any(not t.strip() for t in task.train.texts):
+    empty_rows = task.train.X.getnnz(axis=1) == 0 if task.train.X is not None else [not t.strip() for t in task.train.texts]
+    if not any(empty_rows):
         return "contract task has no empty training document"
-    empty = Split.build("empty", ["e1", "e2", "e3"], ["", "   ", ""], [[0], [1], []], task.labels)
-    return binary_csr_problem(model.predict(empty), (3, task.n_labels))
+    empty = s.tasks.split("empty", ["", "   ", ""], [[0], [1], []])
+    return prediction_problem(model.predict(empty), 3, task.n_labels)
 
 
 def check_unseen_label(s: Session) -> str:
@@ -276,19 +269,25 @@ def check_unseen_label(s: Session) -> str:
     if share > MAX_UNSEEN_SHARE:
         return (f"predicts the label never seen in training on {share:.0%} of test documents "
                 f"(at most {MAX_UNSEEN_SHARE:.0%} allowed): a column mislabelled or shifted")
-    only_unseen = Split.build("unseen", ["u1", "u2"], ["w1 w2 w3", "w4 w5"], [[j], [j]], task.labels)
-    return binary_csr_problem(model.predict(only_unseen), (2, task.n_labels))
+    only_unseen = s.tasks.split("unseen", ["w1 w2 w3", "w4 w5"], [[j], [j]])
+    return prediction_problem(model.predict(only_unseen), 2, task.n_labels)
+
+
+def check_feature_task(s: Session) -> str:
+    s.fitted()
+    if s.tasks.features is None:
+        raise Skip("no feature version of the contract's tasks was given")
+    task = s.tasks.features.main
+    pred = fit_under_seed(s.method_cls, task, 0, s.params).predict(task.test)
+    problem = prediction_problem(pred, len(task.test), task.n_labels)
+    seen = [j for j, lab in enumerate(task.labels) if lab != s.tasks.unseen_label]
+    f1 = 0.0 if problem else micro_precision_recall_f1(task.test.Y[:, seen], sp.csr_matrix(pred)[:, seen])[2]
+    return problem or (f"test micro-F1 {f1:.3f} < {MIN_MICRO_F1} on the easy task as 0/1 features" if f1 < MIN_MICRO_F1 else "")
 
 
 def check_scores(s: Session) -> str:
     model, _ = s.fitted()
-    task = s.tasks.main
-    scores = np.asarray(model.predict_scores(task.test))
-    if scores.shape != (len(task.test), task.n_labels):
-        return f"predict_scores returned shape {scores.shape}"
-    if not np.isfinite(scores).all():
-        return "predict_scores returned non-finite values"
-    return ""
+    return scores_problem(model.predict_scores(s.tasks.main.test), len(s.tasks.main.test), s.tasks.main.n_labels)
 
 
 def check_scores_agree(s: Session) -> str:
@@ -341,6 +340,7 @@ CHECKS: tuple[tuple[str, Callable[[Session], str]], ...] = (
     ("deterministic under a seed", check_deterministic),
     ("handles empty documents", check_empty_documents),
     ("handles a label never seen in training", check_unseen_label),
+    ("learns the easy task as a feature task too (if it reads both)", check_feature_task),
     ("predict_scores shape and finiteness (if offered)", check_scores),
     ("predict_scores ranks predicted labels above the others (if offered)", check_scores_agree),
     ("save/load round trip (if offered)", check_save_load),
@@ -348,17 +348,14 @@ CHECKS: tuple[tuple[str, Callable[[Session], str]], ...] = (
 )
 
 
-def _not_offered(reason: str) -> Callable[[Session], str]:
-    def skip(_: Session) -> str:
-        raise Skip(reason)
-
-    return skip
+def _not_offered(reason: str, _: Session) -> str:
+    raise Skip(reason)
 
 
 def checks_for(method_cls: type[Method], params: dict[str, Any] | None = None) -> Iterator[tuple[str, Callable[[Session], str]]]:
     """``(name, check)`` for every check, in order; one about a part ``method_cls`` does not offer comes as a
     skip with the reason, and every check is a skip when the method cannot run here (``Method.unavailable``)."""
-    missing = method_cls.unavailable({**getattr(method_cls, "contract_params", {}), **(params or {})})
+    missing = method_cls.unavailable({**method_cls.contract_params, **(params or {})})
     offers_scores = method_cls.predict_scores is not Method.predict_scores
     not_offered = {
         check_scores: "" if offers_scores else "no predict_scores (ranking metrics P@k and nDCG@k are left out)",
@@ -366,10 +363,11 @@ def checks_for(method_cls: type[Method], params: dict[str, Any] | None = None) -
         check_save_load: "" if method_cls.save is not Method.save else "no save/load",
         check_search_space: ("" if method_cls.search_space.__func__ is not Method.search_space.__func__
                              else "no search space: --trials has nothing to tune"),
+        check_feature_task: "" if {TEXT, FEATURES} <= method_cls.inputs else "reads one kind of input, checked above",
     }
     for name, check in CHECKS:
         reason = missing or not_offered.get(check, "")
-        yield name, (_not_offered(reason) if reason else check)
+        yield name, (partial(_not_offered, reason) if reason else check)
 
 
 def run_check(name: str, check: Callable[[Session], str], session: Session) -> CheckResult:

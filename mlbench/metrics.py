@@ -23,6 +23,13 @@ task's label order) first, everywhere, so P@k and nDCG@k are reproducible from
 stored scores and :func:`evaluate`'s single top-``max(ks)`` selection agrees
 with a separate call at any smaller ``k``.
 
+One-error and ranking loss (the label-ranking measures of the MULAN
+benchmarks, as MULAN computes them) count only the documents they can judge:
+one-error (the top-ranked label is not a true one) the documents with a true
+label, ranking loss (the share of (true, false) label pairs whose false label
+scores at least as high) the documents with a true and a false label. A tie
+counts against the method in both.
+
 HF and LF (:func:`frequency_groups`): among the labels with at least one
 positive in the evaluated documents, the 10% most and the 10% least frequent
 in training. Restricting to labels with positives keeps the paper's meaning
@@ -339,6 +346,45 @@ def _ranking_hits(y_true: IndicatorLike, scores: np.ndarray, k: int) -> tuple[np
     return hits, np.diff(t.indptr).astype(np.int64)
 
 
+def one_error(y_true: IndicatorLike, scores: np.ndarray) -> float:
+    """Share of the documents with a true label whose top-ranked label (ties: lower column) is not true;
+    0 when no document has a true label."""
+    hits, n_true = _ranking_hits(y_true, scores, 1)
+    judged = n_true > 0
+    return float((~hits[judged, 0]).mean()) if judged.any() else 0.0
+
+
+def ranking_loss(y_true: IndicatorLike, scores: np.ndarray) -> float:
+    """Mean over the documents with both true and false labels of the share of (true, false) label pairs
+    whose false label scores at least as high as the true one; 0 when no document has both.
+
+    Vectorised over documents: sorting each row's scores once, a true label's wrongly ordered pairs are the
+    false labels from the first position of its tie group on (:func:`sklearn.metrics.label_ranking_loss`
+    counts the same pairs, but averages over every document)."""
+    t = _as_indicator(y_true, "y_true")
+    hits, _ = _ranking_hits(t, scores, 1)  # validates shapes and values
+    s = np.asarray(scores, dtype=np.float64)
+    n, n_labels = s.shape
+    true = t.toarray().astype(bool)
+    n_true = true.sum(axis=1)
+    judged = (n_true > 0) & (n_true < n_labels)
+    if not judged.any():
+        return 0.0
+    s, true, n_true = s[judged], true[judged], n_true[judged]
+    order = np.argsort(s, axis=1, kind="stable")
+    s_sorted = np.take_along_axis(s, order, axis=1)
+    false_sorted = ~np.take_along_axis(true, order, axis=1)
+    # index of the first position of each position's tie group
+    starts = np.where(np.concatenate([np.ones((len(s), 1), bool), s_sorted[:, 1:] != s_sorted[:, :-1]], axis=1),
+                      np.arange(n_labels)[None, :], 0)
+    starts = np.maximum.accumulate(starts, axis=1)
+    false_before = np.concatenate([np.zeros((len(s), 1), np.int64), np.cumsum(false_sorted, axis=1)], axis=1)
+    n_false = false_before[:, -1]
+    wrong_at = n_false[:, None] - np.take_along_axis(false_before, starts, axis=1)  # false labels scoring >= this
+    wrong = (wrong_at * ~false_sorted).sum(axis=1)
+    return float((wrong / (n_true * n_false)).mean())
+
+
 def _precision_at_k(hits: np.ndarray, k: int) -> float:
     return float(hits.sum(axis=1).mean() / k)
 
@@ -442,7 +488,7 @@ def evaluate(
     ``label_freq`` (train frequency per column) also ``hf_micro_f1``,
     ``hf_macro_f1``, ``lf_micro_f1``, ``lf_macro_f1`` over the
     :func:`frequency_groups` columns; with ``scores`` also ``p_at_{k}`` and
-    ``ndcg_at_{k}`` for each ``k`` in ``ks``.
+    ``ndcg_at_{k}`` for each ``k`` in ``ks``, ``one_error`` and ``ranking_loss``.
     """
     c = _confusion(y_true, y_pred)
     precision, recall, f1 = _micro(c)
@@ -473,4 +519,7 @@ def evaluate(
         for k in ks:
             out[f"p_at_{k}"] = _precision_at_k(hits[:, :k], k)
             out[f"ndcg_at_{k}"] = _ndcg_at_k(hits[:, :k], n_true, k)
+        judged = n_true > 0
+        out["one_error"] = float((~hits[judged, 0]).mean()) if judged.any() else 0.0
+        out["ranking_loss"] = ranking_loss(y_true, scores)
     return out

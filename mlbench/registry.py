@@ -24,7 +24,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from mlbench import DIST_NAME
-from mlbench.api import Dataset, Method, MlbenchError, UsageError
+from mlbench.api import Dataset, Method, MlbenchError, UnknownNameError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,6 @@ PREFER_ENV = "MLBENCH_PLUGIN_PREFER"
 
 # Classes registered from ``--plugin file.py``: group -> name -> class.
 _local: dict[str, dict[str, type]] = {METHOD_GROUP: {}, TASK_GROUP: {}}
-
-
-class UnknownNameError(MlbenchError):
-    """An unknown method or task name (the CLI exits with status 2)."""
 
 
 @dataclass

@@ -116,6 +116,8 @@ def recompute(bundle: Bundle, row: dict[str, str]) -> dict[str, float]:
             ideal = np.array([disc[: min(k, int(n))].sum() for n in y.sum(axis=1)])
             dcg = gains @ disc[: gains.shape[1]]
             out[f"ndcg_at_{k}"] = float(np.mean(np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)))
+        judged = y.sum(axis=1) > 0  # one-error: the top-ranked label is not true, among documents with a label
+        out["one_error"] = float((np.take_along_axis(y, top[:, :1], axis=1)[judged, 0] == 0).mean()) if judged.any() else 0.0
     return out
 
 

@@ -97,7 +97,7 @@ def test_data_info(workdir, capsys):
 def test_check_command(workdir, capsys):
     assert main(["check", "br"]) == 0
     out = capsys.readouterr().out
-    assert "12 passed, 0 skipped, 0 failed" in out
+    assert "13 passed, 0 skipped, 0 failed" in out
 
 
 def test_console_script_runs():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlbench.api import Method, MlbenchError, as_binary_csr
+from mlbench.api import FEATURES, Method, MlbenchError, as_binary_csr
 from mlbench.contract import (CHECKS, Session, check_column_identity, check_declarations, check_deterministic,
-                              check_empty_documents, check_fit_predict, check_learns_in_label_order,
+                              check_empty_documents, check_feature_task, check_fit_predict, check_learns_in_label_order,
                               check_param_specs, check_save_load, check_scores, check_scores_agree,
                               check_search_space, check_unseen_label, checks_for, column_swaps, run_check,
                               run_contract, score_agreement)
@@ -53,7 +53,7 @@ def test_contract_tasks_have_what_the_checks_need():
 def test_run_contract_runs_every_check_in_order():
     results = run_contract(BinaryRelevance, contract_tasks())
     assert [r.name for r in results] == [name for name, _ in CHECKS]
-    assert all(r.passed for r in results) and len(results) == 12
+    assert all(r.passed for r in results) and len(results) == 13
 
 
 # ----------------------------------------------------------------------------- a planted bug per check
@@ -137,6 +137,17 @@ class CrashesOnUnseen(BinaryRelevance):
         return super().fit(train, valid, ctx)
 
 
+class BlindToFeatures(BinaryRelevance):
+    """Declares features but predicts nothing from them."""
+
+    name = "blind-to-features"
+
+    def predict(self, split):
+        if not split.texts:
+            return sp.csr_matrix((len(split), split.n_labels), dtype=np.int8)
+        return super().predict(split)
+
+
 class NaNScores(BinaryRelevance):
     name = "nan-scores"
 
@@ -184,6 +195,7 @@ PLANTED = [
     (FailsOnEmpty, check_empty_documents, "empty document"),
     (PredictsUnseen, check_unseen_label, "label never seen in training"),
     (CrashesOnUnseen, check_unseen_label, "succeeds without it"),
+    (BlindToFeatures, check_feature_task, "as 0/1 features"),
     (NaNScores, check_scores, "non-finite"),
     (ReversedScores, check_scores_agree, "disagree with predict"),
     (ForgetfulLoad, check_save_load, "reloaded model disagrees"),
@@ -201,9 +213,10 @@ def test_every_check_has_a_planted_bug():
     assert {check for _, check, _ in PLANTED} == {fn for _, fn in CHECKS}
 
 
-def test_shifted_columns_fail_exactly_the_two_order_checks():
+def test_shifted_columns_fail_exactly_the_order_checks():
     results = run_contract(ShiftedColumns, contract_tasks())
-    assert [r.name for r in results if not r.passed] == [NAME[check_learns_in_label_order], NAME[check_column_identity]]
+    assert [r.name for r in results if not r.passed] == [
+        NAME[check_learns_in_label_order], NAME[check_column_identity], NAME[check_feature_task]]
 
 
 PLANTED_FILE = """
@@ -254,7 +267,7 @@ class Bare(BinaryRelevance):
     def predict(self, split):
         from mlbench.methods.linear import sigmoid
 
-        X = self.vectorizer_.transform(split.texts)
+        X = self.featurizer_(split)
         return as_binary_csr(sigmoid(np.asarray(X @ self.W_) + self.b_) >= 0.5, len(split), split.n_labels)
 
 
@@ -284,7 +297,7 @@ def test_a_failed_fit_is_one_failure_and_its_dependents_skip():
     assert [(r.name, r.detail) for r in results if not r.passed] == [
         (NAME[check_fit_predict], "fit-fails: cannot learn anything")
     ]
-    assert sum(r.skipped and r.detail == "fit failed" for r in results) == 7
+    assert sum(r.skipped and r.detail == "fit failed" for r in results) == 8
 
 
 def test_a_method_that_cannot_run_here_skips_every_check_with_the_reason():
@@ -297,6 +310,18 @@ def test_a_method_that_cannot_run_here_skips_every_check_with_the_reason():
 
     results = run_contract(NeedsAPackage, contract_tasks())
     assert all(r.skipped and r.detail == "install the some-weights package" for r in results)
+
+
+class FeaturesOnly(BinaryRelevance):
+    name = "features-only"
+    inputs = frozenset({FEATURES})
+
+
+def test_a_method_that_reads_features_only_is_checked_on_the_feature_tasks():
+    results = run_contract(FeaturesOnly, contract_tasks())
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    assert next(r for r in results if r.name == NAME[check_feature_task]).skipped
+    assert Session.start(FeaturesOnly, contract_tasks()).tasks.main.inputs == {FEATURES}
 
 
 # ----------------------------------------------------------------------------- helpers

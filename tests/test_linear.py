@@ -94,7 +94,7 @@ def test_feature_cache_hit_on_solver_only_change_and_missed_on_featurisation_cha
     fit(BinaryRelevance(min_df=1), train, valid)
     fit(BinaryRelevance(sublinear_tf=True), train, valid)
     assert features.stats.fits == 3
-    assert first.vectorizer_ is BinaryRelevance().fit(train, valid, FitContext(progress=False)).vectorizer_
+    assert first.featurizer_.vectorizer is BinaryRelevance().fit(train, valid, FitContext(progress=False)).featurizer_.vectorizer
 
 
 def test_memory_cache_keeps_within_its_byte_budget(splits, monkeypatch):

@@ -79,6 +79,7 @@ def test_evaluate_keys_types_and_consistency(problem: tuple[sp.csr_matrix, sp.cs
     assert list(out) == [
         "hamming_loss", "subset_01_loss", "micro_precision", "micro_recall", "micro_f1", "macro_f1", "example_f1",
         "hf_micro_f1", "hf_macro_f1", "lf_micro_f1", "lf_macro_f1", "p_at_1", "ndcg_at_1", "p_at_3", "ndcg_at_3",
+        "one_error", "ranking_loss",
     ]  # fmt: skip
     assert all(type(v) is float for v in out.values())
     assert out["hamming_loss"] == M.hamming_loss(t, p)
@@ -89,6 +90,7 @@ def test_evaluate_keys_types_and_consistency(problem: tuple[sp.csr_matrix, sp.cs
     for k in (1, 3):
         assert out[f"p_at_{k}"] == M.precision_at_k(t, scores, k)
         assert out[f"ndcg_at_{k}"] == M.ndcg_at_k(t, scores, k)
+    assert out["one_error"] == M.one_error(t, scores) and out["ranking_loss"] == M.ranking_loss(t, scores)
     assert set(M.evaluate(t, p)) == set(list(out)[:7])
 
 
@@ -387,3 +389,26 @@ def test_all_tied_scores_rank_columns_in_order() -> None:
     scores = np.zeros((2, 4))
     assert M.precision_at_k(y, scores, 1) == 0.5  # row 0 ranks column 0 first (false), row 1 too (true)
     assert M.precision_at_k(y, scores, 3) == pytest.approx((1 / 3 + 1 / 3) / 2)
+
+
+def test_ranking_loss_agrees_with_scikit_learn_where_every_document_has_true_and_false_labels():
+    rng = np.random.default_rng(5)
+    for trial in range(100):
+        n, L = int(rng.integers(1, 25)), int(rng.integers(2, 10))
+        y = rng.random((n, L)) < 0.3
+        y[:, 0], y[:, 1] = True, False
+        scores = rng.integers(0, 3, (n, L)).astype(float) if trial % 2 else rng.random((n, L))  # ties, or none
+        assert M.ranking_loss(sp.csr_matrix(y.astype(np.int8)), scores) == pytest.approx(
+            skm.label_ranking_loss(y, scores), abs=1e-12)
+
+
+def test_ranking_loss_and_one_error_count_only_the_documents_they_can_judge():
+    y = np.array([[1, 0, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0]])
+    scores = np.array([[0.9, 0.5, 0.1], [0.3, 0.2, 0.1], [0.1, 0.2, 0.3], [0.5, 0.5, 0.1]])
+    # doc 0: no pair wrong; doc 3: true label 1 ties false label 0 (wrong) and beats label 2 -> 1/2
+    assert M.ranking_loss(y, scores) == pytest.approx((0 + 0.5) / 2)
+    # one-error over docs 0, 2, 3: top labels 0 (true), 2 (true), 0 (false: the tie goes to the lower column)
+    assert M.one_error(y, scores) == pytest.approx(1 / 3)
+    out = M.evaluate(y, (scores > 0.4).astype(int), scores=scores)
+    assert out["one_error"] == pytest.approx(1 / 3) and out["ranking_loss"] == pytest.approx(0.25)
+    assert M.ranking_loss(np.zeros((2, 3)), np.ones((2, 3))) == 0.0 and M.one_error(np.zeros((2, 3)), np.ones((2, 3))) == 0.0

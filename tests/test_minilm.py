@@ -11,7 +11,8 @@ transformers = pytest.importorskip("transformers")
 from mlbench.api import FitContext, MlbenchError
 from mlbench.contract import run_contract
 from mlbench.data.synthetic import contract_tasks
-from mlbench.methods.minilm import MiniLM, Windows, make_windows, pool_documents
+from mlbench.methods.encoders import Windows, make_windows, pool_documents
+from mlbench.methods.minilm import MiniLM
 from mlbench.tasks.synthetic import SyntheticDataset
 from tiny_models import build_tiny_encoder
 

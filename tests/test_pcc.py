@@ -87,7 +87,7 @@ def with_beam(model: ProbabilisticClassifierChain, beam_width: int) -> Probabili
 
 
 def features(model: ProbabilisticClassifierChain, split: Split) -> sp.csr_matrix:
-    return model.vectorizer_.transform(split.texts).tocsr()
+    return model.featurizer_(split)
 
 
 def brute_force_log_probs(model: ProbabilisticClassifierChain, X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +184,7 @@ def test_chain_matches_scikit_learns_classifier_chain(hierarchy_task):
 
     t = hierarchy_task
     model = fit(ProbabilisticClassifierChain(C=10.0, order="random", beam_width=1), t, seed=3)
-    X_train = model.vectorizer_.transform(t.train.texts)
+    X_train = model.featurizer_(t.train)
     lr = LogisticRegression(C=10.0, solver="liblinear", random_state=3, max_iter=1000)
     chain = ClassifierChain(lr, order=list(model.order_)).fit(X_train, t.train.Y.toarray())
     for k, est in enumerate(chain.estimators_):

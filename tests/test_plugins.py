@@ -94,7 +94,7 @@ def test_installed_distribution_passes_the_contract(site, tmp_path):
     proc = mlbench("check", "ridge", cwd=tmp_path, path=site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "from mlbench-ridge 0.3.1" in proc.stdout
-    assert "FAIL" not in proc.stdout and "11 passed, 1 skipped, 0 failed" in proc.stdout
+    assert "FAIL" not in proc.stdout and "11 passed, 2 skipped, 0 failed" in proc.stdout
 
 
 def test_installed_distribution_runs_and_is_logged_to_mlflow(site, tmp_path):
@@ -133,7 +133,7 @@ def test_minimal_plugin_file_passes_check(tmp_path):
     proc = mlbench("check", "--plugin", str(MINIMAL_PLUGIN), "ridge", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"from plugin file {MINIMAL_PLUGIN}" in proc.stdout
-    assert "11 passed, 1 skipped, 0 failed" in proc.stdout
+    assert "11 passed, 2 skipped, 0 failed" in proc.stdout
 
 
 def test_guide_shows_the_minimal_plugin_verbatim():

@@ -11,7 +11,7 @@ import pytest
 
 from mlbench import registry
 from mlbench.api import MlbenchError
-from mlbench.registry import UnknownNameError
+from mlbench.api import UnknownNameError
 
 PLUGIN_MODULE = '''
 from mlbench.api import Method

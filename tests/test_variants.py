@@ -11,7 +11,7 @@ from mlbench.api import MlbenchError
 from mlbench.data import tasks as data_tasks
 from mlbench.data.tasks import get_task
 from mlbench.data.variants import shuffled, split_task_name, trim_level, trimmed
-from mlbench.registry import UnknownNameError
+from mlbench.api import UnknownNameError
 
 
 def test_unknown_task_names_list_the_datasets():

@@ -99,6 +99,17 @@ def pad_ragged(ragged: EncodedTexts, index: np.ndarray, min_len: int = 1, pad: i
     return out, lengths
 
 
+def pad_values(ragged: EncodedTexts, index: np.ndarray, width: int) -> np.ndarray:
+    """The token weights of rows ``index`` as a ``B x width`` float32 matrix, 0 at padding (as :func:`pad_ragged`)."""
+    index = np.asarray(index, dtype=np.int64)
+    lengths = ragged.lengths_of(index)
+    cols = np.arange(width)
+    valid = cols[None, :] < lengths[:, None]
+    out = np.zeros((len(index), width), dtype=np.float32)
+    out[valid] = ragged.values[(ragged.offsets[index][:, None] + cols[None, :])[valid]]
+    return out
+
+
 def label_sequence_targets(labels: EncodedTexts, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decoder inputs ``[BOS, y1..yn, PAD..]`` and outputs ``[y1..yn, EOS, PAD..]`` (``B x (n_max + 1)``)."""
     seqs, n = pad_ragged(labels, index, min_len=0, pad=LABEL_PAD)
@@ -122,6 +133,7 @@ class Batch:
     targets: torch.Tensor | None = None  # B x L float multi-hot
     label_inputs: torch.Tensor | None = None  # B x S int64
     label_outputs: torch.Tensor | None = None  # B x S int64
+    values: torch.Tensor | None = None  # B x T float32 token weights (a feature task's values), 0 at padding
 
     def to(self, device: str | torch.device) -> "Batch":
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -134,6 +146,7 @@ class Batch:
             targets=move(self.targets),
             label_inputs=move(self.label_inputs),
             label_outputs=move(self.label_outputs),
+            values=move(self.values),
         )
 
     def pin_memory(self) -> "Batch":
@@ -149,6 +162,7 @@ class Batch:
             targets=pin(self.targets),
             label_inputs=pin(self.label_inputs),
             label_outputs=pin(self.label_outputs),
+            values=pin(self.values),
         )
 
 
@@ -160,9 +174,11 @@ def collate(
     Y: sp.csr_matrix | None = None,
     label_seqs: EncodedTexts | None = None,
 ) -> Batch:
-    """Pad the documents at ``index`` to the batch's own longest one, with the targets asked for."""
+    """Pad the documents at ``index`` to the batch's own longest one, with the targets asked for (and the
+    token weights when the documents carry them)."""
     index = np.asarray(index, dtype=np.int64)
     tokens, lengths = pad_ragged(texts, index, min_len=min_len)
+    values = None if texts.values is None else torch.from_numpy(pad_values(texts, index, tokens.shape[1]))
     targets = None
     if Y is not None:
         targets = torch.from_numpy(Y[index].toarray().astype(np.float32, copy=False))
@@ -177,6 +193,7 @@ def collate(
         targets=targets,
         label_inputs=label_inputs,
         label_outputs=label_outputs,
+        values=values,
     )
 
 

@@ -2,14 +2,18 @@
 
 A subclass builds its network and says how to compute a batch's loss and a
 batch's 0/1 prediction; this base class owns the text pipeline (vocabulary from
-training texts, truncation, both through the token cache of :mod:`.token_cache`),
+training texts, truncation, both through the token cache of :mod:`.token_cache`)
+and, on a feature task, the feature pipeline (the task's matrix scaled as the
+linear methods scale it, each row a set of weighted feature tokens:
+:func:`.text.encode_features`; the network then reads them with a
+``feature_input`` encoder in place of its text encoder),
 length-bucketed batching (optionally in DataLoader workers), the training loop
 (:mod:`.train`), validation micro-F1 for model selection, prediction in
 length-sorted batches put back in document order, and persistence.
 
 The hooks a subclass may override are listed, with their defaults, in :mod:`.hooks`; the training phases
-run through :class:`~.phases.PhaseRunner`; :class:`~.sequence.LabelSequenceMethod` (importable from here
-too) is the base of the label-sequence decoders.
+run through :class:`~.phases.PhaseRunner`; :class:`~.sequence.LabelSequenceMethod` is the base of the
+label-sequence decoders.
 
 This module does not import torch at import time (``mlbench list`` imports the
 method classes); everything heavy is imported inside the methods.
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
+from mlbench.api import FEATURES, TEXT, FitContext, Method, MlbenchError, Param, Split, as_binary_csr
 from mlbench.methods.neural.hooks import NeuralHooks
 from mlbench.methods.neural.phases import PhaseRunner
 from mlbench.methods.neural.text import EncodedTexts, Vocabulary
@@ -82,12 +86,16 @@ SIZE_SPEC = Param("int", low=1)
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
+FEATURIZER_FILE = "featurizer.npz"  # a feature task's column means and scales (dense features)
 
 
 class NeuralMethod(NeuralHooks, Method):
     """Base of the neural methods; subclasses override the hooks listed in :mod:`.hooks`."""
 
     accelerated: ClassVar[bool] = True
+    inputs: ClassVar[frozenset[str]] = frozenset({TEXT, FEATURES})
+    #: "text" or "features": what the last fit read (a split with both is read as text).
+    input_kind_: str = TEXT
 
     def __init__(self, preset: str | None = None, **params: Any) -> None:
         super().__init__(preset=preset, **params)
@@ -166,11 +174,39 @@ class NeuralMethod(NeuralHooks, Method):
             "embedding_version": embedding.version,
         }
 
+    @property
+    def feature_input(self) -> bool:
+        """Whether the network reads weighted feature tokens (a feature task) instead of a text's words."""
+        return self.input_kind_ == FEATURES
+
     def encode(self, split: Split) -> EncodedTexts:
-        """A split's texts encoded with ``self.vocab_``, through the token cache."""
+        """A split's texts encoded with ``self.vocab_`` (through the token cache), or its features as
+        weighted tokens on a feature task."""
+        if self.feature_input:
+            from mlbench.methods.neural.text import encode_features
+
+            return encode_features(self.featurizer_(split))
         from mlbench.methods.neural.token_cache import TokenCache, split_digest
 
         return TokenCache.from_env().encoding(split.texts, split_digest(split), self.vocab_, self.max_len)
+
+    def _input_rows(self) -> int:
+        """Rows of the network's input embedding: the vocabulary, or the features plus PAD and UNK."""
+        from mlbench.methods.neural.text import FEATURE_OFFSET
+
+        return self.featurizer_.n_features + FEATURE_OFFSET if self.feature_input else len(self.vocab_)
+
+    def _features_and_training_rows(self, train: Split) -> EncodedTexts:
+        """Fit the feature scaling on ``train`` (a feature task) and encode its rows."""
+        from mlbench.methods.features import MatrixFeaturizer
+        from mlbench.methods.neural.pretrained import RANDOM
+
+        if self.params["embeddings"] != RANDOM:
+            raise MlbenchError(f"{self.name}: embeddings={self.params['embeddings']!r} are word vectors; this task "
+                               "has features, not texts (use embeddings=random)")
+        self.featurizer_ = MatrixFeaturizer.fit(train.X)
+        self.vocab_ = None
+        return self.encode(train)
 
     def _vocabulary_and_training_texts(self, train: Split) -> tuple[Vocabulary, EncodedTexts]:
         """The vocabulary and the encoded training split: both from the token cache when a run of the same
@@ -204,14 +240,18 @@ class NeuralMethod(NeuralHooks, Method):
         seed_torch(ctx.seed)
         self.on_fit_start(ctx)
 
-        self.vocab_, train_texts = self._vocabulary_and_training_texts(train)
+        self.input_kind_ = TEXT if TEXT in train.inputs else FEATURES
+        if self.feature_input:
+            train_texts = self._features_and_training_rows(train)
+        else:
+            self.vocab_, train_texts = self._vocabulary_and_training_texts(train)
         self.labels_ = tuple(train.labels)
         self.prepare(train)
         valid_texts = self.encode(valid)
-        log.info("%s: vocabulary of %d tokens, %d labels", self.name, len(self.vocab_), len(self.labels_))
+        log.info("%s: %d input tokens, %d labels", self.name, self._input_rows(), len(self.labels_))
 
         self.device_ = device
-        self.network_ = self.build_network(len(self.vocab_), len(self.labels_))
+        self.network_ = self.build_network(self._input_rows(), len(self.labels_))
         self.embedding_ = self.init_word_embedding(self.network_, ctx.seed)
         self.network_ = self.network_.to(device)
         targets: dict[str, Any] = {}
@@ -311,11 +351,16 @@ class NeuralMethod(NeuralHooks, Method):
             "method": self.name,
             "params": self.params,
             "preset": self.preset,
-            "vocab": self.vocab_.to_list(),
+            "input": self.input_kind_,
+            "vocab": None if self.feature_input else self.vocab_.to_list(),
             "labels": list(self.labels_),
             "extra": self.extra_state(),
         }
         (path / CONFIG_FILE).write_text(json.dumps(config))
+        if self.feature_input:
+            f = self.featurizer_
+            np.savez(path / FEATURIZER_FILE, n_features=np.asarray(f.n_features),
+                     **({} if f.mean is None else {"mean": f.mean, "scale": f.scale}))
 
     @classmethod
     def load(cls, path: Path) -> "NeuralMethod":
@@ -330,20 +375,21 @@ class NeuralMethod(NeuralHooks, Method):
             raise MlbenchError(f"{path} holds a {config.get('method')!r} model, not {cls.name!r}")
         method = cls(**config["params"])
         method.preset = config.get("preset")
-        method.vocab_ = Vocabulary(config["vocab"])
+        method.input_kind_ = config.get("input", TEXT)
+        if method.feature_input:
+            from mlbench.methods.features import MatrixFeaturizer
+
+            with np.load(path / FEATURIZER_FILE, allow_pickle=False) as z:
+                method.featurizer_ = MatrixFeaturizer(
+                    int(z["n_features"]), z["mean"] if "mean" in z.files else None,
+                    z["scale"] if "scale" in z.files else None)
+            method.vocab_ = None
+        else:
+            method.vocab_ = Vocabulary(config["vocab"])
         method.labels_ = tuple(config["labels"])
         method.restore_extra_state(config.get("extra", {}))
         method.device_ = torch.device("cpu")
-        network = method.build_network(len(method.vocab_), len(method.labels_))
+        network = method.build_network(method._input_rows(), len(method.labels_))
         network.load_state_dict(torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True))
         method.network_ = network.eval()
         return method
-
-
-def __getattr__(name: str) -> Any:
-    # LabelSequenceMethod lives in .sequence, which imports this module: resolved on first use, not at import.
-    if name == "LabelSequenceMethod":
-        from mlbench.methods.neural.sequence import LabelSequenceMethod
-
-        return LabelSequenceMethod
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

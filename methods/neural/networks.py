@@ -1,9 +1,16 @@
-"""Networks of the convolutional neural methods: a text CNN, XML-CNN and CNN-RNN.
+"""Networks of the convolutional neural methods: a text CNN, XML-CNN and CNN-RNN, and the bag of features
+that stands in for the text CNN on a feature task.
 
 All tensors are batch-first. Batches are padded per batch (:mod:`.batching`),
 so a document's features must not depend on how much padding its batch
 carries: convolution outputs are pooled over each document's own valid
 positions only, which makes every prediction independent of its batch mates.
+
+On a feature task (an extension beyond the papers: the MULAN benchmarks have no
+word order to convolve over) a document is the set of its active features, each
+a token weighted by its value (:func:`.text.encode_features`), and
+:class:`FeatureBag` sums the weighted feature embeddings into the document
+vector the CNN would have made; the layers above it are unchanged.
 """
 
 from __future__ import annotations
@@ -90,6 +97,28 @@ class ConvTextEncoder(nn.Module):
         return torch.cat([p.flatten(1) for p in pooled], dim=1)
 
 
+class FeatureBag(nn.Module):
+    """A document vector from its weighted feature tokens: ``sum_t v_t E[f_t]`` (PAD has weight 0).
+
+    Sparse rows come L2-normalised and dense rows standardised (the method's
+    featurizer), so the sum keeps one scale across documents with few and many
+    active features.
+    """
+
+    def __init__(self, n_rows: int, embedding_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_rows, embedding_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.dim = int(embedding_dim)
+
+    def tokens(self, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``B x T x E`` weighted embeddings of the feature tokens (zero at padding)."""
+        return self.dropout(self.embedding(ids)) * values[..., None].to(self.embedding.weight.dtype)
+
+    def forward(self, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return self.tokens(ids, values).sum(dim=1)
+
+
 class XMLCNNNetwork(nn.Module):
     """XML-CNN (Liu et al. 2017): CNN, dynamic max pooling, bottleneck, one logit per label.
 
@@ -115,21 +144,30 @@ class XMLCNNNetwork(nn.Module):
         dropout: float,
         embedding_dropout: float,
         pooling: str = "document",
+        feature_input: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in ("document", "padded"):
             raise ValueError(f"pooling must be 'document' or 'padded', got {pooling!r}")
-        self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
+        self.feature_input = bool(feature_input)
         self.chunks = int(chunks)
         self.pooling = pooling
-        if pooling == "padded":
-            # note: AdaptiveMaxPool1d's CUDA backward is nondeterministic (atomic adds)
-            self.adaptive_pool = nn.AdaptiveMaxPool1d(self.chunks)
-        self.bottleneck = nn.Linear(len(self.encoder.windows) * filters * self.chunks, hidden)
+        if self.feature_input:  # the bag of features stands in for convolutions and pooling
+            self.encoder = FeatureBag(vocab_size, embedding_dim, embedding_dropout)
+            self.bottleneck = nn.Linear(embedding_dim, hidden)
+        else:  # (layers made in this order: the seeded initial weights depend on it)
+            self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
+            if pooling == "padded":
+                # note: AdaptiveMaxPool1d's CUDA backward is nondeterministic (atomic adds)
+                self.adaptive_pool = nn.AdaptiveMaxPool1d(self.chunks)
+            self.bottleneck = nn.Linear(len(self.encoder.windows) * filters * self.chunks, hidden)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, n_labels)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        if self.feature_input:
+            hidden = F.relu(self.bottleneck(self.dropout(self.encoder(tokens, values))))
+            return self.output(self.dropout(hidden))
         maps = self.encoder(tokens)
         if self.pooling == "document":
             features = self.encoder.pool(maps, lengths, self.chunks)
@@ -170,12 +208,18 @@ class CNNRNNNetwork(nn.Module):
         dropout: float,
         embedding_dropout: float,
         document_at_output: bool = False,
+        feature_input: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
+        self.feature_input = bool(feature_input)
+        if self.feature_input:  # the bag of features stands in for the CNN's document vector
+            self.encoder = FeatureBag(vocab_size, embedding_dim, embedding_dropout)
+            doc_dim = int(embedding_dim)
+        else:
+            self.encoder = ConvTextEncoder(vocab_size, embedding_dim, windows, filters, embedding_dropout)
+            doc_dim = len(self.encoder.windows) * filters
         self.layers, self.hidden = int(layers), int(hidden)
         self.n_tokens = n_labels + N_LABEL_SPECIALS
-        doc_dim = len(self.encoder.windows) * filters
         self.dropout = nn.Dropout(dropout)
         self.init_state = nn.Linear(doc_dim, 2 * self.layers * self.hidden)
         self.label_embedding = nn.Embedding(self.n_tokens, label_embedding_dim, padding_idx=LABEL_PAD)
@@ -186,9 +230,14 @@ class CNNRNNNetwork(nn.Module):
         self.output = nn.Linear(self.hidden, self.n_tokens)
         self.document_output = nn.Linear(doc_dim, self.n_tokens, bias=False) if document_at_output else None
 
-    def initial_state(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def initial_state(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, values: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """``(h0, c0, document logits)`` from the document; the last is ``N x 0`` without the shortcut."""
-        doc = self.dropout(self.encoder.pool(self.encoder(tokens), lengths, chunks=1))
+        if self.feature_input:
+            doc = self.dropout(self.encoder(tokens, values))
+        else:
+            doc = self.dropout(self.encoder.pool(self.encoder(tokens), lengths, chunks=1))
         h, c = self.init_state(doc).view(-1, 2, self.layers, self.hidden).unbind(1)
         doc_logits = self.document_output(doc) if self.document_output is not None else doc.new_zeros(len(doc), 0)
         return torch.tanh(h), c, doc_logits
@@ -204,9 +253,11 @@ class CNNRNNNetwork(nn.Module):
             logits = logits + doc_logits[:, None, :]
         return logits, (h.transpose(0, 1), c.transpose(0, 1), doc_logits)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, label_inputs: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, label_inputs: torch.Tensor, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Teacher forcing: ``B x S`` previous-label tokens → ``B x S x V`` next-token logits."""
-        logits, _ = self._run(label_inputs, self.initial_state(tokens, lengths))
+        logits, _ = self._run(label_inputs, self.initial_state(tokens, lengths, values))
         return logits
 
     def step(

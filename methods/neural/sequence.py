@@ -48,7 +48,7 @@ class LabelSequenceMethod(NeuralMethod):
     def batch_loss(self, network, batch):
         from mlbench.methods.neural.decoders import masked_sequence_nll
 
-        logits = network(batch.tokens, batch.lengths, batch.label_inputs)
+        logits = network(batch.tokens, batch.lengths, batch.label_inputs, batch.values)
         return masked_sequence_nll(logits, batch.label_inputs, batch.label_outputs)
 
     def predict_batch(self, network, batch):

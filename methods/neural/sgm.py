@@ -26,6 +26,13 @@ any ``N = B * K`` rows (row ``b * K + k`` belongs to example ``b``, the layout
 of :func:`.decoders.repeat_beams` and beam search) and attends over example
 ``b``'s states without ever copying them ``K`` times.
 
+On a feature task (an extension: a MULAN benchmark has no word order to read)
+the bi-LSTM gives way to a set encoder: each active feature is a token weighted
+by its value (:func:`.text.encode_features`), its weighted embedding mapped by
+``tanh(W x + b)`` to the width the attention expects; the attention reads these
+states exactly as it reads a text's, and the first decoder state comes from
+their masked mean through the learnt bridge.
+
 The first decoder hidden state is the encoder's final hidden states: per
 layer, forward and backward concatenated (as the authors' code) when the
 decoder is twice as wide as one encoder direction with as many layers,
@@ -146,18 +153,24 @@ class SGMNetwork(nn.Module):
         dropout: float,
         embedding_dropout: float,
         global_embedding: bool,
+        feature_input: bool = False,
     ) -> None:
         super().__init__()
         self.n_tokens = n_labels + N_LABEL_SPECIALS
         self.encoder_hidden, self.encoder_layers = int(encoder_hidden), int(encoder_layers)
         self.decoder_hidden, self.decoder_layers = int(decoder_hidden), int(decoder_layers)
         self.global_embedding = bool(global_embedding)
+        self.feature_input = bool(feature_input)
         memory_dim = 2 * self.encoder_hidden
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.encoder = BiLSTM(embedding_dim, self.encoder_hidden, self.encoder_layers, dropout)
-        self.concat_bridge = self.decoder_hidden == memory_dim and self.decoder_layers == self.encoder_layers
+        if self.feature_input:  # a set of weighted feature tokens: no order for an LSTM to read
+            self.encoder = nn.Linear(embedding_dim, memory_dim)
+        else:
+            self.encoder = BiLSTM(embedding_dim, self.encoder_hidden, self.encoder_layers, dropout)
+        self.concat_bridge = (not self.feature_input and self.decoder_hidden == memory_dim
+                              and self.decoder_layers == self.encoder_layers)
         if not self.concat_bridge:
             self.bridge = nn.Linear(memory_dim, self.decoder_layers * self.decoder_hidden)
         self.dropout = nn.Dropout(dropout)
@@ -185,14 +198,21 @@ class SGMNetwork(nn.Module):
 
     # ------------------------------------------------------------------ encoder
 
-    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
+    def encode(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, values: torch.Tensor | None = None
+    ) -> tuple[Memory, DecoderState]:
         """Encoder states for the attention and the first decoder state, ``B`` rows each."""
         B, T = tokens.shape
         lengths = lengths.to(tokens.device)
         x = self.embedding_dropout(self.embedding(tokens))
-        states, finals = self.encoder(x, lengths)
-        states = self.dropout(states)
         mask = torch.arange(T, device=tokens.device)[None, :] < lengths[:, None]
+        if self.feature_input:
+            states = torch.tanh(self.encoder(x * values[..., None].to(x.dtype))).masked_fill(~mask[..., None], 0.0)
+            mean = states.sum(dim=1) / lengths.clamp(min=1)[:, None].to(states.dtype)
+            finals = mean[:, None, :]  # one "layer": the bridge maps it to every decoder layer
+        else:
+            states, finals = self.encoder(x, lengths)
+        states = self.dropout(states)
         memory = Memory(states=states, keys=self.attention_key(states), mask=mask)
         if self.concat_bridge:  # per layer, the final [forward; backward] hidden states: B x layers x 2H
             h0 = finals
@@ -249,12 +269,14 @@ class SGMNetwork(nn.Module):
 
         return step
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, label_inputs: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, label_inputs: torch.Tensor, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Teacher forcing: ``B x S`` label tokens read → ``B x S x V`` masked next-token logits.
 
         The very step function the decoders use, fed the gold previous labels.
         """
-        memory, state = self.encode(tokens, lengths)
+        memory, state = self.encode(tokens, lengths) if values is None else self.encode(tokens, lengths, values)
         step = self.decoder(memory)
         logits = []
         for t in range(label_inputs.shape[1]):

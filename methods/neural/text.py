@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -92,11 +92,16 @@ class EncodedTexts:
     ``source`` is the folder the arrays are memory-mapped from, if any: such an
     object pickles as its folder (a DataLoader worker started by ``spawn``
     maps the same files instead of receiving a copy of the corpus).
+
+    ``values``, when set, weighs each token (float32, aligned with ``ids``): a
+    feature task's rows are ragged this way, a token per active feature
+    (:func:`encode_features`).
     """
 
     ids: np.ndarray  # int32, all documents concatenated
     offsets: np.ndarray  # int64, length n_docs + 1
     source: str | None = field(default=None, compare=False)
+    values: np.ndarray | None = field(default=None, compare=False)
 
     def save(self, folder: Path) -> None:
         np.save(folder / "ids.npy", np.asarray(self.ids, dtype=np.int32))
@@ -115,7 +120,7 @@ class EncodedTexts:
     def __reduce__(self):
         if self.source is not None:
             return (EncodedTexts.open, (self.source,))
-        return (EncodedTexts, (self.ids, self.offsets))
+        return (EncodedTexts, (self.ids, self.offsets, None, self.values))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -130,6 +135,32 @@ class EncodedTexts:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+#: Token ids of a feature task: feature ``j`` is token ``j + FEATURE_OFFSET`` (PAD and UNK come first).
+FEATURE_OFFSET = 2
+
+
+def encode_features(X: Any) -> EncodedTexts:
+    """A feature matrix's rows as weighted tokens: every stored entry ``(j, v)`` of a row is token
+    ``j + FEATURE_OFFSET`` with weight ``v``; a row with no entry is one UNK of weight 1 (a learnt
+    "no feature" embedding, as an empty text is one UNK)."""
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(X, dtype=np.float32)
+    X.sort_indices()
+    counts = np.diff(X.indptr)
+    empty = counts == 0
+    lengths = np.where(empty, 1, counts).astype(np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.full(int(offsets[-1]), UNK, dtype=np.int32)
+    values = np.ones(int(offsets[-1]), dtype=np.float32)
+    rows = np.repeat(np.arange(X.shape[0]), counts)
+    at = offsets[rows] + (np.arange(X.nnz) - X.indptr[rows])
+    ids[at] = X.indices + FEATURE_OFFSET
+    values[at] = X.data
+    return EncodedTexts(ids=ids, offsets=offsets, values=values)
 
 
 #: Bumped whenever the same text and vocabulary could encode differently (it keys the token cache).

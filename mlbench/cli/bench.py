@@ -41,11 +41,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"= {len(cells)} cells (preset {suite.preset})", file=sys.stderr)
     outcomes = run_suite(suite, options.make_tracker(args), device=args.device, data_dir=args.data_dir,
                          progress=not args.quiet, dry_run=args.dry_run)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "pending")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "pending", "incompatible")}
+    skipped = f", {counts['incompatible']} skipped (the method cannot read the task)" if counts["incompatible"] else ""
     if args.dry_run:
-        print(f"{counts['pending']} to run, {counts['skipped']} already complete, {counts['failed']} failed")
+        print(f"{counts['pending']} to run, {counts['skipped']} already complete, {counts['failed']} failed{skipped}")
         return 1 if counts["failed"] else 0
-    print(f"{counts['done']} run, {counts['skipped']} already complete, {counts['failed']} failed")
+    print(f"{counts['done']} run, {counts['skipped']} already complete, {counts['failed']} failed{skipped}")
     for o in outcomes:
         if o.status == "failed":
             print(f"  failed: {o.method} on {o.task} seed {o.seed}: {o.detail}")

@@ -18,7 +18,7 @@ try:  # Ctrl-C while the libraries load: a line, not a traceback
     from mlbench import __version__
     from mlbench.api import MlbenchError, UsageError
     from mlbench.cli import bench, check, compare, data, listing, options, report, run, ui
-    from mlbench.registry import UnknownNameError
+    from mlbench.api import UnknownNameError
     from mlbench.runs.redaction import install_log_redaction, redact
 except KeyboardInterrupt:
     print("mlbench: interrupted", file=sys.stderr)
@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "loads_plugins_itself", False):  # list shows a broken plugin file as a row instead
             options.load_plugins(args)
         options.apply_task_options(args)
+        options.apply_threads(args)
         return int(args.func(args) or 0)
     except (UnknownNameError, UsageError) as exc:
         print(f"mlbench: error: {redact(str(exc))}", file=sys.stderr)

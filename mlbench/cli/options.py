@@ -51,12 +51,29 @@ def add_params(p: argparse.ArgumentParser, what: str = "override a hyperparamete
 
 
 def add_task_and_store(p: argparse.ArgumentParser) -> None:
-    """What every command that trains takes: the data folder, the store, quiet, file-task options, plugins."""
+    """What every command that trains takes: the data folder, the store, quiet, torch threads, file-task
+    options, plugins."""
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads of each run (default 1, or $MLBENCH_TORCH_THREADS; a neural number is "
+                        "reproduced with the thread count it ran with, which every run records)")
     add_data_dir(p)
     add_tracking(p)
     add_quiet(p)
     add_task_option(p)
     add_plugin(p)
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """``--threads N``: the torch thread count of every run this command starts, worker processes included
+    (they inherit it through the environment)."""
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    from mlbench.runs.provenance import THREADS_ENV
+
+    os.environ[THREADS_ENV] = str(threads)
 
 
 def parse_value(text: str) -> Any:

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mlbench.api import validate_params
-    from mlbench.data.tasks import check_task_name, get_task
+    from mlbench.data.tasks import check_task_name, get_task, task_inputs
     from mlbench.registry import get_method
     from mlbench.runs.runner import format_summary, log_aggregate, resolve_device, run_once
 
@@ -53,11 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     options.check_seeds(args.seeds)
     check_tuning_options(args)
     check_task_name(args.task)
+    refuse_incompatible(method_cls, task_inputs(args.task), args.task)  # before any data is read
     options.check_data_dir(args.data_dir)
     device = resolve_device(args.device, method_cls)
     default_uri = options.default_uri()  # before MLflow exports the tracker's URI to the environment
     tracker = None if args.no_tracking else options.make_tracker(args)  # a bad store fails here, before any data is read
     task = get_task(args.task, data_dir=args.data_dir)
+    refuse_incompatible(method_cls, task.inputs, task.name)  # a copy that decides its kind (RCV1) is known now
     print(
         f"task {task.name}: {len(task.train)} train / {len(task.valid)} valid / {len(task.test)} test, "
         f"{task.n_labels} labels, fingerprint {task.fingerprint}",
@@ -127,6 +129,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             + ("" if args.tracking_uri == default_uri else f" --tracking-uri {redact(args.tracking_uri)}"),
         )
     return 0
+
+
+def refuse_incompatible(method_cls, inputs: frozenset[str], task_name: str) -> None:
+    from mlbench.api import incompatibility
+
+    reason = incompatibility(method_cls, inputs, task_name)
+    if reason:
+        raise UsageError(reason)
 
 
 def check_tuning_options(args: argparse.Namespace) -> None:

@@ -1,8 +1,9 @@
-"""Turn raw labelled documents into a :class:`~mlbench.api.Task`.
+"""Turn raw labelled documents, or a labelled feature matrix, into a :class:`~mlbench.api.Task`.
 
-Every reader (Reuters, the RCV1 formats, the synthetic generator) produces
-:class:`Document` records; this module fixes the label list and its canonical
-order, and carves a validation split when the source has none.
+Every text reader (Reuters, the RCV1 formats, the synthetic generator, the user's files) produces
+:class:`Document` records and calls :func:`build_task`; every feature reader (the MULAN benchmarks, ARFF
+and LIBSVM/XC files) calls :func:`build_feature_task` with its matrices. This module fixes the label list
+and its canonical order, and carves a validation split when the source has none.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -136,3 +137,62 @@ def carve_validation(
     train = [d for d, v in zip(docs, in_valid) if not v]
     valid = [d for d, v in zip(docs, in_valid) if v]
     return train, valid
+
+
+def build_feature_task(
+    name: str,
+    dataset: str,
+    X_train: Any,
+    Y_train: Any,
+    X_test: Any,
+    Y_test: Any,
+    label_names: Sequence[str],
+    valid: tuple[Any, Any] | None = None,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+    description: str = "",
+) -> Task:
+    """A task whose documents are rows of a feature matrix (``texts`` empty, ``X`` set).
+
+    ``Y_*`` are 0/1 indicator matrices (dense or sparse) whose columns are ``label_names``; ``X_*`` are
+    the feature matrices, kept dense (float32 ndarray) or sparse (CSR float32) as given. Document ids are
+    ``train-<row>`` / ``test-<row>`` (``valid-<row>`` for a given validation part), the rows of the
+    source's own parts. Without ``valid``, a ``valid_fraction`` of train is carved by the same seeded
+    iterative stratification as the text tasks (its documents keep their ``train-<row>`` ids). Labels are
+    every column, ordered by training frequency (ties by name); a label no training row carries stays.
+    """
+    import scipy.sparse as sp
+
+    def as_x(X: Any) -> Any:
+        return sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.ascontiguousarray(X, dtype=np.float32)
+
+    def label_sets(Y: Any) -> list[tuple[str, ...]]:
+        Y = sp.csr_matrix(Y)
+        Y.eliminate_zeros()
+        return [tuple(label_names[j] for j in Y.indices[Y.indptr[i]:Y.indptr[i + 1]]) for i in range(Y.shape[0])]
+
+    parts: dict[str, tuple[list[str], Any, list[tuple[str, ...]]]] = {}
+    train_sets = label_sets(Y_train)
+    train_ids = [f"train-{i}" for i in range(len(train_sets))]
+    X_train = as_x(X_train)
+    if valid is None:
+        in_valid = iterative_stratification(train_sets, valid_fraction, np.random.default_rng(seed))
+        keep, held = np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
+        parts["train"] = ([train_ids[i] for i in keep], X_train[keep], [train_sets[i] for i in keep])
+        parts["valid"] = ([train_ids[i] for i in held], X_train[held], [train_sets[i] for i in held])
+    else:
+        parts["train"] = (train_ids, X_train, train_sets)
+        valid_sets = label_sets(valid[1])
+        parts["valid"] = ([f"valid-{i}" for i in range(len(valid_sets))], as_x(valid[0]), valid_sets)
+    test_sets = label_sets(Y_test)
+    parts["test"] = ([f"test-{i}" for i in range(len(test_sets))], as_x(X_test), test_sets)
+    labels = frequency_order(parts["train"][2], label_names)
+    index = {lab: j for j, lab in enumerate(labels)}
+
+    def split(part: str) -> Split:
+        ids, X, sets = parts[part]
+        seqs = [sorted(index[lab] for lab in s) for s in sets]
+        return Split.build(part, ids, (), seqs, labels, X=X)
+
+    return Task(name=name, dataset=dataset, labels=tuple(labels), train=split("train"), valid=split("valid"),
+                test=split("test"), description=description)

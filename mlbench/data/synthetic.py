@@ -32,12 +32,13 @@ RCV1-scale corpus without holding it in memory.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
 
+from mlbench.api import Split, Task
 from mlbench.contract import ContractTasks
 from mlbench.data.build import Document
 
@@ -331,7 +332,8 @@ def contract_tasks() -> ContractTasks:
     ``main``: 300 generated documents over 8 labels with a few empty ones (210 train / 30 valid / 60 test),
     plus :data:`UNSEEN_LABEL` on every tenth test document (no training document carries it);
     ``without_unseen``: the same documents without it; ``identity``: :func:`identity_documents`
-    (240 / 40 / 80).
+    (240 / 40 / 80). ``features``: the same three tasks with each document a 0/1 row over the words of all
+    of them (texts empty), for the methods that read features.
     """
     from mlbench.data.build import build_task
 
@@ -341,9 +343,31 @@ def contract_tasks() -> ContractTasks:
     with_unseen = [Document(d.id, d.text, d.labels + ((UNSEEN_LABEL,) if i % 10 == 0 else ()))
                    for i, d in enumerate(test)]
     ident = identity_documents()
-    return ContractTasks(
+    text = ContractTasks(
         main=build_task("contract", "synthetic", train, valid, with_unseen, label_set=seen | {UNSEEN_LABEL}),
         without_unseen=build_task("contract-seen", "synthetic", train, valid, test, label_set=seen),
         identity=build_task("contract-identity", "synthetic", ident[:240], ident[240:280], ident[280:]),
         unseen_label=UNSEEN_LABEL,
     )
+    words = sorted({w for task in (text.main, text.identity) for s in task.splits.values() for d in s.texts
+                    for w in d.split()})
+    as_features = ContractTasks(*(_as_feature_task(task, words) for task in (text.main, text.without_unseen, text.identity)),
+                                unseen_label=UNSEEN_LABEL, vocabulary=tuple(words))
+    return replace(text, features=as_features)
+
+
+def _as_feature_task(task: Task, words: list[str]) -> Task:
+    """``task`` with each document a 0/1 row over ``words`` instead of its text."""
+    import scipy.sparse as sp
+
+    column = {w: j for j, w in enumerate(words)}
+
+    def rows(split: Split) -> sp.csr_matrix:
+        pairs = [(i, column[w]) for i, text in enumerate(split.texts) for w in set(text.split())]
+        r, c = (np.array(x, dtype=np.int64) for x in zip(*pairs)) if pairs else (np.zeros(0, int), np.zeros(0, int))
+        return sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(len(split), len(words)))
+
+    return replace(task, name=task.name + "-features", dataset=task.dataset + "-features",
+                   train=replace(task.train, texts=(), X=rows(task.train)),
+                   valid=replace(task.valid, texts=(), X=rows(task.valid)),
+                   test=replace(task.test, texts=(), X=rows(task.test)))

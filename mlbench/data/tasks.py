@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlbench.api import Task
+from mlbench.api import FEATURES, TEXT, Task
 from mlbench.data.files import load_path_task
 from mlbench.data.variants import apply_variant, check_variants, parse_variant, split_task_name
 from mlbench.registry import dataset_names, get_dataset
@@ -27,6 +27,15 @@ def check_task_name(name: str) -> None:
         return
     _, variants = split_task_name(name, dataset_names())
     check_variants(name, variants)
+
+
+def task_inputs(name: str) -> frozenset[str]:
+    """What task ``name``'s documents can come as, known without reading data: the dataset's declared
+    ``inputs``; both for a path (its files decide)."""
+    if os.sep in name or Path(name).exists():
+        return frozenset({TEXT, FEATURES})
+    ds_name, _ = split_task_name(name, dataset_names())
+    return get_dataset(ds_name).inputs
 
 
 def get_task(name: str, data_dir: Path | None = None, seed: int = 0, **dataset_kwargs: Any) -> Task:

@@ -15,8 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mlbench.api import MlbenchError, Split, Task
-from mlbench.registry import UnknownNameError
+from mlbench.api import MlbenchError, Split, Task, UnknownNameError
 
 SHUFFLE_SEED = 0
 _TRIM = re.compile(r"^trim(\d+)$")
@@ -112,13 +111,8 @@ def _trim_split(split: Split, keep: np.ndarray, labels: tuple[str, ...]) -> Spli
     new_index[keep] = np.arange(len(keep))
     seqs = [tuple(int(new_index[j]) for j in s if new_index[j] >= 0) for s in split.label_seqs]
     rows = [i for i, s in enumerate(seqs) if s]
-    return Split.build(
-        split.name,
-        [split.ids[i] for i in rows],
-        [split.texts[i] for i in rows],
-        [seqs[i] for i in rows],
-        labels,
-    )
+    kept = split.subset(rows)
+    return Split.build(split.name, kept.ids, kept.texts, [seqs[i] for i in rows], labels, X=kept.X)
 
 
 def trimmed(task: Task, k: int) -> Task:

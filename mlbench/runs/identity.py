@@ -15,6 +15,13 @@ Every run is tagged with two digests:
   (a plugin) contributes its own module's source; its own third-party imports
   are outside the closure (their versions are tagged separately).
 
+Two more tags name the data: ``content_digest`` hashes what the methods read
+(every split's ids, texts, feature matrix and label sequences; the fingerprint
+covers ids, labels and transforms only), and ``data_code_digest`` the code that
+reads and builds the task (the dataset plugin's import closure, or the
+own-files reader's, and the task variants'), so an edited reader shows as a
+change of identity even where it leaves the fingerprint alone.
+
 ``config_label`` says in words which configuration a run used: ``defaults``,
 ``--param k=v ...`` for overrides, ``suite NAME: k=v`` for a bench cell, or
 ``tuned (study NAME)``. :func:`identity_tags` computes all three; every path
@@ -127,6 +134,64 @@ def method_code_digest(method_cls: type) -> str:
     return code_digest(method_cls.__module__)
 
 
+#: The module that builds task variants (``-shuffled``, ``-trim<k>``): in every task's data code digest.
+VARIANTS_MODULE = "mlbench.data.variants"
+#: The reader of the user's own files (``--task PATH``), whose tasks' dataset is ``files:<digest>``.
+FILES_MODULE = "mlbench.data.files"
+
+
+def data_code_digest(dataset: str) -> str:
+    """12 hex digits over the code that reads and builds a task of ``dataset`` (see the module docstring)."""
+    from mlbench.registry import dataset_names, get_dataset
+
+    module = FILES_MODULE if dataset.startswith("files:") or dataset not in dataset_names() else (
+        get_dataset(dataset).__module__)
+    h = hashlib.sha256(f"mlbench {_version()}\n".encode())
+    for name, path in sorted({**import_closure(module), **import_closure(VARIANTS_MODULE)}.items()):
+        h.update(f"\0{name}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _version() -> str:
+    from mlbench import __version__
+
+    return str(__version__)
+
+
+_content: dict[int, tuple[Any, str]] = {}
+
+
+def content_digest(task: Any) -> str:
+    """16 hex digits over what a method reads of ``task``: every split's ids, texts, feature matrix and
+    label sequences, and the label list (remembered per task object for the process)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    known = _content.get(id(task))
+    if known is not None and known[0] is task:
+        return known[1]
+    h = hashlib.blake2b(digest_size=8)
+    h.update(json.dumps(list(task.labels)).encode())
+    for name, split in task.splits.items():
+        h.update(f"\0{name}\0{len(split)}\0".encode())
+        for field_ in (split.ids, split.texts):
+            for value in field_:
+                h.update(value.encode("utf-8", "surrogatepass"))
+                h.update(b"\0")
+        h.update(json.dumps(split.label_seqs).encode())
+        if split.X is not None:
+            X = sp.csr_matrix(split.X, dtype=np.float32)
+            X.sort_indices()
+            for part in (np.asarray(X.shape, dtype=np.int64), X.indptr.astype(np.int64), X.indices.astype(np.int64),
+                         X.data):
+                h.update(np.ascontiguousarray(part).tobytes())
+    digest = h.hexdigest()
+    _content.clear()  # one task at a time is enough: a process runs one task's cells together
+    _content[id(task)] = (task, digest)
+    return digest
+
+
 def config_label(overrides: Mapping[str, Any], suite: str | None = None, study: str | None = None) -> str:
     """Words for a configuration: ``defaults``, ``--param k=v``, ``suite S: k=v`` or ``tuned (study S)``."""
     if study:
@@ -159,3 +224,8 @@ def identity_tags(
         "code_digest": method_code_digest(method_cls),
         "config_label": config_label(shown, suite=suite, study=study),
     }
+
+
+def data_tags(task: Any) -> dict[str, str]:
+    """``content_digest`` and ``data_code_digest`` of a task (see the module docstring)."""
+    return {"content_digest": content_digest(task), "data_code_digest": data_code_digest(task.dataset)}

@@ -1,10 +1,13 @@
 """Train a method on a task, evaluate it on test, and log the run to MLflow.
 
 One parent MLflow run per (method, task, seed). The runner owns everything a
-method should not have to think about: seeding, the device, the checkpoint
-folder, timing, metrics, provenance tags, predictions as an artifact, and
-marking the run FAILED (with the error) when something breaks, so no result is
-lost silently.
+method should not have to think about: seeding, torch's threads and
+determinism (:mod:`mlbench.runs.provenance`), the device, the checkpoint
+folder, timing, checking every prediction before any metric is computed from
+it (a sparse 0/1 matrix of the split's shape, finite scores: anything else
+fails the run in one line naming the method), metrics, provenance tags,
+predictions as an artifact, and marking the run FAILED (with the error) when
+something breaks, so no result is lost silently and no invalid one is kept.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mlbench.api import FitContext, Method, MlbenchError, Split, Task, as_binary_csr
+from mlbench.api import FitContext, Method, MlbenchError, Split, Task, as_binary_csr, prediction_problem, scores_problem
 from mlbench.contract import seed_everything
 from mlbench.metrics import evaluate
 
@@ -70,14 +73,28 @@ class RunResult:
     run_id: str | None = None
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     fit_report: dict[str, float | str] = field(default_factory=dict)
+    execution: dict[str, str] = field(default_factory=dict)  # threads, CPU, kernel level (provenance tags)
 
 
 def evaluate_split(method: Method, split: Split, label_freq: np.ndarray) -> tuple[dict[str, float], Any, Any]:
-    """Metrics of ``method`` on ``split``, plus the prediction and scores (None if unsupported)."""
-    pred = as_binary_csr(method.predict(split), len(split), split.n_labels)
+    """Metrics of ``method`` on ``split``, plus the prediction and scores (None if unsupported).
+
+    The prediction and the scores are checked first (:func:`mlbench.api.prediction_problem`,
+    :func:`~mlbench.api.scores_problem`): an invalid one raises, so no metric is ever computed from it.
+    """
+    raw = method.predict(split)
+    problem = prediction_problem(raw, len(split), split.n_labels)
+    if problem:
+        raise MlbenchError(f"method {method.name!r}: {problem} on the {split.name} split; nothing was recorded as a result")
+    pred = as_binary_csr(raw, len(split), split.n_labels)
     scores = None
     if method.supports_scores:
-        scores = np.asarray(method.predict_scores(split), dtype=np.float32)
+        raw_scores = method.predict_scores(split)
+        problem = scores_problem(raw_scores, len(split), split.n_labels)
+        if problem:
+            raise MlbenchError(f"method {method.name!r}: {problem} on the {split.name} split; "
+                               "nothing was recorded as a result")
+        scores = np.asarray(raw_scores, dtype=np.float32)
     return evaluate(split.Y, pred, label_freq=label_freq, scores=scores), pred, scores
 
 
@@ -98,6 +115,11 @@ def fit_and_evaluate(
     metrics still use the task's training label frequencies, so the HF/LF label
     groups stay those of the task.
     """
+    from mlbench.runs.provenance import execution_tags, pin_torch, torch_threads
+
+    uses_torch = type(method).accelerated
+    if uses_torch:
+        pin_torch(torch_threads())
     seed_everything(seed)
     with tempfile.TemporaryDirectory(prefix="mlbench-ckpt-") as tmp:
         ctx = FitContext(
@@ -128,6 +150,7 @@ def fit_and_evaluate(
         predict_seconds=predict_seconds,
         history=list(ctx.history),
         fit_report=dict(method.fit_report()),
+        execution=execution_tags(device, uses_torch),
     )
     return result, outputs
 
@@ -156,6 +179,7 @@ def run_tags(
     method_cls: type[Method], task: Task, seed: int, device: str, preset: str | None, role: str = "parent"
 ) -> dict[str, str]:
     """Provenance tags; ``role`` is parent (one per method, task, seed), trial or aggregate."""
+    from mlbench.runs.identity import data_tags
     from mlbench.runs.provenance import device_description, git_commit, versions
 
     tags = {
@@ -170,6 +194,7 @@ def run_tags(
         "preset": preset or "default",
         "device": device_description(device),
         "git_commit": git_commit(),
+        **data_tags(task),
     }
     tags.update({f"version.{k}": v for k, v in versions().items()})
     return tags
@@ -229,6 +254,7 @@ def run_once(
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in result.test.items()})
         tracker.log_metrics(run_id, {f"final_valid_{k}": v for k, v in result.valid.items()})
         tracker.log_metrics(run_id, {"fit_seconds": result.fit_seconds, "predict_seconds": result.predict_seconds})
+        tracker.set_tags(run_id, result.execution)
         log_fit_report(tracker, run_id, result.fit_report)
         if log_predictions:
             pred, sc = outputs["test"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from mlbench.api import MlbenchError, UsageError
+from mlbench.api import MlbenchError, UsageError, incompatibility
 from mlbench.runs.tracking import MAX_PARAM_CHARS, TAG_PREFIX, flatten_params
 
 TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
@@ -250,6 +250,16 @@ def changed_sources(
     return changed
 
 
+def changed_data_code(task: Any, tags: dict[str, str]) -> list[str]:
+    """``data code: old -> new`` when the code that reads and builds the task changed since the stored run
+    (a run logged before runs carried a data code digest is taken as it is: its fingerprint still matches)."""
+    from mlbench.runs.identity import data_code_digest
+
+    old = tags.get(f"{TAG_PREFIX}data_code_digest")
+    now = data_code_digest(task.dataset)
+    return [] if old is None or old == now else [f"data code: {old} -> {now}"]
+
+
 def changed_code(method_cls: type, tags: dict[str, str]) -> list[str]:
     """``code: old -> new`` when the stored run's code digest differs from the method's code now.
 
@@ -278,7 +288,7 @@ class CellOutcome:
     method: str
     task: str
     seed: int
-    status: str  # "done", "skipped", "failed"; "pending" in a dry run
+    status: str  # "done", "skipped", "failed", "incompatible" (the method cannot read the task); "pending" in a dry run
     seconds: float = 0.0
     detail: str = ""
 
@@ -320,12 +330,17 @@ def run_suite(
                 tasks[task_name] = get_task(task_name, data_dir=data_dir)
             task = tasks[task_name]
             method_cls = get_method(method_name)
+            reason = incompatibility(method_cls, task.inputs, task.name)
+            if reason:
+                outcomes.append(CellOutcome(method_name, task_name, seed, "incompatible", detail=reason))
+                echo(f"{prefix}: skipped, {reason}")
+                continue
             if method_name not in digests:
                 digests[method_name] = cell_digest(suite, method_name)
             stored = completed_cells(tracker, task.name, task.fingerprint).get((method_name, seed, digests[method_name]))
             if stored is not None:
                 changed = changed_sources(suite, tracker, task, seed, refs.get(method_name, {}), stored.data.tags)
-                changed += changed_code(method_cls, stored.data.tags)
+                changed += changed_code(method_cls, stored.data.tags) + changed_data_code(task, stored.data.tags)
                 if not changed:
                     outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
                     echo(f"{prefix}: already in the store, skipped")

@@ -25,8 +25,9 @@ from typing import Any, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import FitContext, Method, MlbenchError, Param, Split, as_binary_csr
-from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS, make_vectorizer, suggest_tfidf
+from mlbench.api import FEATURES, TEXT, FitContext, Method, MlbenchError, Param, Split, as_binary_csr
+from mlbench.methods.features import split_features
+from mlbench.methods.linear import TFIDF_DEFAULTS, TFIDF_SPECS, suggest_tfidf
 
 #: Omikuji's own hyperparameters, with the library's defaults (Parabel's published settings).
 TREE_DEFAULTS: dict[str, Any] = {
@@ -140,6 +141,7 @@ def _train_isolated(data: Path, fields: dict[str, Any], n_threads: int, out: Pat
 class Omikuji(Method):
     name = "omikuji"
     description = "Parabel/Bonsai label trees (FastXML family) via omikuji, on TF-IDF features"
+    inputs = frozenset({TEXT, FEATURES})  # a feature task's own matrix, scaled as the linear methods scale it
     # TF-IDF as br uses it (unigrams, raw tf: best on Reuters validation for both); the tree
     # settings are Parabel's; threshold 0.3 measured best on Reuters validation (0.2-0.6 tried).
     defaults = {
@@ -245,8 +247,8 @@ class Omikuji(Method):
         if train.Y.nnz == 0:
             raise MlbenchError("omikuji: the training split carries no label at all")
         fields = self.hyper_param_fields()
-        self.vectorizer_ = make_vectorizer(self.params)
-        X = self.vectorizer_.fit_transform(train.texts)
+        feats = split_features(train, self.params)  # TF-IDF of the texts, or a feature task's own matrix
+        self.featurizer_, X = feats.featurizer, feats.X
         self.n_labels_ = train.n_labels
         with tempfile.TemporaryDirectory(prefix="mlbench-omikuji-") as tmp:
             data = Path(tmp) / "train.txt"
@@ -264,8 +266,7 @@ class Omikuji(Method):
         """Dense ``len(split) x n_labels`` scores; labels outside a document's top_k score 0."""
         if split.n_labels != self.n_labels_:
             raise MlbenchError(f"omikuji: model has {self.n_labels_} labels, split has {split.n_labels}")
-        X = self.vectorizer_.transform(split.texts).tocsr()
-        X.sort_indices()
+        X = self.featurizer_(split).sorted_indices()
         n_features = self.model_.n_features
         beam, top_k = int(self.params["beam_size"]), int(self.params["top_k"])
         scores = np.zeros((X.shape[0], split.n_labels), dtype=np.float32)
@@ -300,7 +301,7 @@ class Omikuji(Method):
         with _quiet_native_output():
             self.model_.save(str(path / "model"))
         with open(path / "state.pkl", "wb") as f:
-            pickle.dump({"params": self.params, "vectorizer": self.vectorizer_, "n_labels": self.n_labels_}, f)
+            pickle.dump({"params": self.params, "featurizer": self.featurizer_, "n_labels": self.n_labels_}, f)
 
     @classmethod
     def load(cls, path: Path) -> "Omikuji":
@@ -311,7 +312,7 @@ class Omikuji(Method):
         with open(path / "state.pkl", "rb") as f:
             state = pickle.load(f)
         m = cls(**state["params"])
-        m.vectorizer_, m.n_labels_ = state["vectorizer"], state["n_labels"]
+        m.featurizer_, m.n_labels_ = state["featurizer"], state["n_labels"]
         with _quiet_native_output():
             m.model_ = omikuji.Model.load(str(path / "model"))
         m.model_.init_prediction_thread_pool(int(m.params["n_threads"]))

@@ -89,6 +89,7 @@ def finalize(tuner: "Tuner") -> RunResult:
         metrics.update({f"test_{k}": v for k, v in result.test.items()})
         metrics.update({f"final_valid_{k}": v for k, v in result.valid.items()})
         tracker.log_metrics(rid, metrics)
+        tracker.set_tags(rid, result.execution)
         log_fit_report(tracker, rid, result.fit_report)
         if spec.log_predictions:
             pred, sc = outputs["test"]
