@@ -74,7 +74,7 @@ CASES = [
     case("run --task rcv1", 2, "the following arguments are required: --method/-m"),
     # names
     case("run --method nope --task rcv1 --no-tracking", 2, "unknown method 'nope'; available: br"),
-    case("run --method br --task nope --no-tracking", 2, "unknown task 'nope'; datasets: rcv1, reuters, synthetic"),
+    case("run --method br --task nope --no-tracking", 2, "unknown task 'nope'; datasets: bibtex, corel5k, delicious, emotions, enron, genbase, mediamill, medical, rcv1, reuters"),
     case("run --method br --task rcv1-trim-5 --no-tracking", 2, "malformed variant 'trim-5'"),
     case("run --method br --task rcv1-trim0 --no-tracking", 2, "trim0 trims nothing"),
     case("run --method br --task rcv1-trim05 --no-tracking", 2, "write trim05 as trim5"),

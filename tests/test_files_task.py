@@ -96,6 +96,20 @@ def test_validation_is_carved_when_absent_and_taken_when_present(tmp_path):
     assert len(given.train) == 60 and given.valid.ids == tuple(f"valid-{i}" for i in range(5))
 
 
+def test_split_files_may_carry_a_dataset_prefix(tmp_path):
+    folder = _write(tmp_path / "plain", "jsonl", _PARTS)
+    named = tmp_path / "named"
+    named.mkdir()
+    (folder / "train.jsonl").rename(named / "corpus-train.jsonl")
+    (folder / "test.jsonl").rename(named / "corpus_test.jsonl")
+    assert load_path_task(str(named)).fingerprint == load_path_task(str(_write(tmp_path / "again", "jsonl", _PARTS))).fingerprint
+    (named / "train.jsonl").write_text((named / "corpus-train.jsonl").read_text())
+    assert len(load_path_task(str(named)).test) == 20  # an exact train.<ext> wins over a prefixed one
+    (named / "old_test.jsonl").write_text("")
+    with pytest.raises(DataError, match="several test files .corpus_test.jsonl, old_test.jsonl."):
+        load_path_task(str(named))
+
+
 def test_one_file_with_a_split_column_and_an_id_column(tmp_path):
     rows = [{**r, "id": f"d{i}", "split": "train"} for i, r in enumerate(_records(30))]
     rows += [{**r, "id": f"t{i}", "split": "test"} for i, r in enumerate(_records(10))]

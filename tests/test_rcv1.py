@@ -300,7 +300,8 @@ def test_missing_copy_message(tmp_path: Path) -> None:
         assert "\n" not in msg
         assert str(tmp_path) in msg
         for name in ("text_train", "label_train", "train.src", "valid.tgt", rcv1_formats.LYRL_TRAIN,
-                     "lyrl2004_tokens_test_pt0.dat", rcv1_formats.LYRL_QRELS, ".xml", "--data-dir", "$MLBENCH_DATA/rcv1"):
+                     "lyrl2004_tokens_test_pt0.dat", rcv1_formats.LYRL_QRELS, ".xml", "--data-dir", "$MLBENCH_DATA/rcv1",
+                     "RCV1/samples_py3.pkl", "$SCIKIT_LEARN_DATA"):
             assert name in msg, name
     with pytest.raises(DataError, match="no RCV1 copy found"):
         rcv1.detect_format(tmp_path / "does-not-exist")
@@ -341,6 +342,7 @@ def test_task_carves_fixed_validation(tmp_path: Path) -> None:
 
 def test_task_default_dir_and_rcv1_subfolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLBENCH_DATA", str(tmp_path))
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "no-sklearn-cache"))  # its fetch_rcv1 cache is a fallback
     with pytest.raises(DataError, match=str(tmp_path / "rcv1")):
         RCV1Dataset().load()
     sgm_copy(tmp_path / "rcv1")

@@ -15,7 +15,7 @@ from mlbench.api import UnknownNameError
 
 
 def test_unknown_task_names_list_the_datasets():
-    with pytest.raises(UnknownNameError, match="datasets: rcv1, reuters, synthetic"):
+    with pytest.raises(UnknownNameError, match="datasets: bibtex, corel5k, delicious, emotions, enron, genbase, mediamill, medical, rcv1, reuters, scene, synthetic, tmc2007, yeast"):
         data_tasks.get_task("no-such-task")
     with pytest.raises(MlbenchError, match="unknown task variant 'trimx'"):
         data_tasks.get_task("synthetic-trimx")

@@ -2,7 +2,8 @@
 
 Layouts:
 
-- a folder holding ``train.<ext>`` and ``test.<ext>`` (and optionally ``valid.<ext>``);
+- a folder holding ``train.<ext>`` and ``test.<ext>`` (and optionally ``valid.<ext>``; also named
+  ``<name>-train.<ext>`` or ``<name>_train.<ext>``);
 - one file with a ``split`` column whose values are ``train``, ``valid`` or ``test``.
 
 Formats, by extension: ``.jsonl`` (one JSON record a line), ``.json`` (an array of
@@ -28,6 +29,10 @@ exists, so a folder whose name ends in ``-trim10`` is still found.
 
 pandas reads every format except ``.txt``, which is split by hand: LibMultiLabel's
 lines are not CSV (a text may hold quotes), and a hand parser names the bad row.
+
+Files of feature vectors (ARFF, LIBSVM / Extreme Classification Repository text, the latter also as a
+``.txt`` whose lines have no tab) make a feature task: :mod:`mlbench.data.feature_files` reads them.
+Every file is checked to be a regular file before it is opened (a FIFO would block).
 """
 
 from __future__ import annotations
@@ -42,22 +47,17 @@ from typing import Any, Mapping, Sequence
 
 from mlbench.api import DataError, MlbenchError, Task
 from mlbench.data.build import Document, build_task, carve_validation
+from mlbench.data.feature_files import feature_format, load_feature_file_task
+from mlbench.data.file_layout import (SPLITS, SUFFIXES, VALID_FRACTION, VALID_SEED, TaskFileError, require_regular,
+                                      split_files)
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
-SPLITS = ("train", "valid", "test")
-VALID_FRACTION = 0.1
-VALID_SEED = 0
 OPTION_DEFAULTS: dict[str, str] = {"text": "text", "labels": "labels", "id": "id", "split": "split", "label_sep": ""}
 
 #: Options given on the command line (``--task-option``) apply to every path task of the process,
 #: including the ones a report or a suite loads by name.
 _session_options: dict[str, str] = {}
-
-
-class TaskFileError(DataError):
-    """A malformed task file; the message names the file and, where it can, the row."""
 
 
 def set_session_options(options: Mapping[str, str]) -> None:
@@ -123,6 +123,7 @@ def _read_table(path: Path, options: Mapping[str, str]):
     import pandas as pd
 
     suffix = path.suffix.lower()
+    require_regular(path)
     try:
         if suffix == ".jsonl":
             return pd.read_json(path, lines=True, dtype=False)
@@ -223,28 +224,11 @@ def _documents(frame, path: Path, options: Mapping[str, str], id_prefix: str) ->
     return out
 
 
-def _split_files(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for split in SPLITS:
-        matches = sorted(p for p in folder.iterdir() if p.stem == split and p.suffix.lower() in SUFFIXES)
-        if len(matches) > 1:
-            raise TaskFileError(f"{folder}: several {split} files ({', '.join(p.name for p in matches)}); keep one")
-        if matches:
-            found[split] = matches[0]
-    missing = [s for s in ("train", "test") if s not in found]
-    if missing:
-        raise TaskFileError(
-            f"{folder}: no {' or '.join(f'{s}.*' for s in missing)} file (expected train.<ext> and test.<ext>, "
-            f"optionally valid.<ext>, with <ext> one of {', '.join(s[1:] for s in SUFFIXES)})"
-        )
-    return found
-
-
 def read_parts(path: Path, options: Mapping[str, str]) -> dict[str, list[tuple[Path, int, Document]]]:
     """Documents per split, each with the file and row it came from."""
     parts: dict[str, list[tuple[Path, int, Document]]] = {}
     if path.is_dir():
-        for split, file in _split_files(path).items():
+        for split, file in split_files(path).items():
             frame = _read_table(file, options)
             parts[split] = [(file, row, d) for row, d in _documents(frame, file, options, f"{split}-")]
         return parts
@@ -282,6 +266,13 @@ def load_file_task(path: Path, name: str, options: Mapping[str, str] | None = No
     unknown = sorted(set(opts) - set(OPTION_DEFAULTS))
     if unknown:
         raise MlbenchError(f"unknown task option {', '.join(unknown)}; known: {', '.join(sorted(OPTION_DEFAULTS))}")
+    layout = split_files(path) if path.is_dir() else {"": path}
+    kinds = {file: feature_format(file) for file in layout.values()}
+    if any(kinds.values()):
+        if not all(kinds.values()):
+            raise TaskFileError(f"{path}: mixes files of feature vectors and of texts "
+                                f"({', '.join(f.name for f in layout.values())}); use one format")
+        return load_feature_file_task(path, layout, name, split_option=opts["split"])
     raw = read_parts(path, opts)
     seen: dict[str, tuple[Path, int]] = {}
     for split in SPLITS:

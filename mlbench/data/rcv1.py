@@ -35,6 +35,9 @@ Three layouts are recognised, each turned into
 All malformed input raises :class:`~mlbench.api.DataError` with the file path and,
 for line-oriented files, the line number.
 
+A fourth source is scikit-learn's ``fetch_rcv1`` cache (the LYRL2004 TF-IDF vectors, not texts), read as
+a feature task by :mod:`mlbench.data.rcv1_sklearn` when no text layout is found.
+
 This module owns finding a copy (:func:`resolve_rcv1_dir`, :func:`detect_format`),
 checking what was read (:func:`check_copy`) and the entry :func:`read_rcv1`; the
 readers of each layout live in :mod:`mlbench.data.rcv1_formats` and :mod:`mlbench.data.rcv1_xml`.
@@ -69,12 +72,9 @@ def default_rcv1_dir() -> Path:
     return data_home() / "rcv1"
 
 
-def detect_format(directory: str | Path) -> str:
-    """Return ``"sgm"``, ``"lyrl2004"`` or ``"xml"`` for the layout found in ``directory``.
-
-    The first match in that order wins. Raises :class:`DataError` naming every
-    expected file when none is found.
-    """
+def text_layout(directory: str | Path) -> str | None:
+    """``"sgm"``, ``"lyrl2004"`` or ``"xml"`` for the text layout found in ``directory`` (first match in
+    that order), or None."""
     directory = Path(directory).expanduser()
     if directory.is_dir():
         if _sgm_scheme(directory) is not None:
@@ -83,7 +83,15 @@ def detect_format(directory: str | Path) -> str:
             return "lyrl2004"
         if _has_xml(directory):
             return "xml"
-    raise DataError(missing_copy_message(directory))
+    return None
+
+
+def detect_format(directory: str | Path) -> str:
+    """:func:`text_layout`, raising :class:`DataError` naming every expected file when none is found."""
+    fmt = text_layout(directory)
+    if fmt is None:
+        raise DataError(missing_copy_message(Path(directory).expanduser()))
+    return fmt
 
 
 def check_copy(directory: Path, train: Docs, valid: Docs | None, test: Docs) -> None:

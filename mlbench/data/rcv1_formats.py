@@ -101,6 +101,8 @@ def missing_copy_message(directory: Path) -> str:
         f"LYRL2004 ({LYRL_TRAIN}, lyrl2004_tokens_test_pt0.dat .. pt3.dat and {LYRL_QRELS}, "
         "each optionally .gz); "
         "original RCV1 XML (<newsitem> *.xml files, in any subfolders, or the zipped daily archives such as 19960820.zip); "
+        "or scikit-learn's fetch_rcv1 cache (RCV1/samples_py3.pkl, sample_id_py3.pkl, sample_topics_py3.pkl, "
+        "topics_names_py3.pkl; without --data-dir also looked for in $SCIKIT_LEARN_DATA or ~/scikit_learn_data); "
         "point --data-dir at the folder holding them or put them under $MLBENCH_DATA/rcv1"
     )
 
