@@ -42,6 +42,7 @@ SGM_ARCHITECTURE = (
     "label_embedding_dim",
     "attention_dim",
     "global_embedding",
+    "feature_tokens",
 )
 
 SGM_DEFAULTS: dict[str, Any] = {
@@ -62,6 +63,8 @@ SGM_DEFAULTS: dict[str, Any] = {
     "embedding_dropout": 0.2,
     "global_embedding": True,
     "beam_size": 5,
+    # a dense feature task (every feature present) is read as this many projected states (0: one per feature)
+    "feature_tokens": 8,
 }
 
 #: Types and ranges of :data:`SGM_DEFAULTS`.
@@ -69,6 +72,7 @@ SGM_SPECS: dict[str, Param] = {
     **NEURAL_SPECS,
     **{key: SIZE_SPEC for key in ("embedding_dim", "encoder_hidden", "encoder_layers", "decoder_hidden",
                                   "decoder_layers", "label_embedding_dim", "attention_dim", "beam_size")},
+    "feature_tokens": Param("int", low=0),
     "dropout": DROPOUT_SPEC,
     "embedding_dropout": DROPOUT_SPEC,
     "global_embedding": Param("bool"),
@@ -168,6 +172,7 @@ class Seq2Seq(LabelSequenceMethod):
             embedding_dropout=float(p["embedding_dropout"]),
             global_embedding=bool(p["global_embedding"]),
             feature_input=self.feature_input,
+            feature_tokens=int(p["feature_tokens"]) if self.dense_input else 0,
         )
 
     def decoder_start(self, network, batch):

@@ -66,7 +66,7 @@ CACHE_VERSION = 1
 #: the shared checks of Seq2Seq and NeuralMethod run unchanged.
 WORD_ENCODER_ONLY: dict[str, Any] = {
     "vocab_size": 2, "min_count": 1, "embedding_dim": 1, "encoder_layers": 1,
-    "embeddings": "random", "freeze_embeddings": False,
+    "embeddings": "random", "freeze_embeddings": False, "feature_tokens": 8,
 }
 OWN_DEFAULTS: dict[str, Any] = {
     "encoder": "all-minilm-l6-v2",

@@ -93,3 +93,22 @@ def test_every_method_that_reads_features_learns_them_and_reloads(name, kind, tm
     if model.supports_save:
         model.save(tmp_path / "m")
         assert (cls.load(tmp_path / "m").predict(task.test) != pred).nnz == 0
+
+
+def test_the_sequence_decoders_read_a_dense_task_as_a_few_projected_states():
+    from mlbench.methods.neural.batching import collate
+
+    ident = contract_tasks().features.identity
+    task = build_feature_task("d", "d", sp.vstack([ident.train.X, ident.valid.X]).toarray(),
+                              sp.vstack([ident.train.Y, ident.valid.Y]), ident.test.X.toarray(), ident.test.Y,
+                              list(ident.labels))
+    cls = get_method("seq2seq")
+    for k, expected in ((4, 4), (0, None)):
+        model = cls(**{**cls.contract_params, "feature_tokens": k, "epochs": 1})
+        model.fit(task.train, task.valid, FitContext(progress=False))
+        batch = collate(model.encode(task.test), np.arange(5))
+        memory, _ = model.network_.encode(batch.tokens, batch.lengths, batch.values)
+        assert memory.states.shape[1] == (expected or batch.tokens.shape[1])  # 0: one state per present feature
+    sparse_model = cls(**{**cls.contract_params, "epochs": 1})
+    sparse_model.fit(ident.train, ident.valid, FitContext(progress=False))
+    assert sparse_model.network_.feature_tokens == 0  # sparse rows keep one state per active feature

@@ -179,6 +179,11 @@ class NeuralMethod(NeuralHooks, Method):
         """Whether the network reads weighted feature tokens (a feature task) instead of a text's words."""
         return self.input_kind_ == FEATURES
 
+    @property
+    def dense_input(self) -> bool:
+        """Whether the network reads a dense feature task (every feature present, standardised)."""
+        return self.feature_input and self.featurizer_.mean is not None
+
     def encode(self, split: Split) -> EncodedTexts:
         """A split's texts encoded with ``self.vocab_`` (through the token cache), or its features as
         weighted tokens on a feature task."""

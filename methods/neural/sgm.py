@@ -31,7 +31,11 @@ the bi-LSTM gives way to a set encoder: each active feature is a token weighted
 by its value (:func:`.text.encode_features`), its weighted embedding mapped by
 ``tanh(W x + b)`` to the width the attention expects; the attention reads these
 states exactly as it reads a text's, and the first decoder state comes from
-their masked mean through the learnt bridge.
+their masked mean through the learnt bridge. A dense row (every feature
+present) is instead projected into ``feature_tokens`` states, ``tanh(W x + b)``
+cut into that many pieces: the additive attention's cost grows with the states
+it reads, and one per feature (120 on mediamill, 294 on scene) would make it
+the bulk of every decoding step.
 
 The first decoder hidden state is the encoder's final hidden states: per
 layer, forward and backward concatenated (as the authors' code) when the
@@ -52,7 +56,7 @@ import torch.nn.functional as F
 
 from mlbench.methods.neural.batching import LABEL_BOS, LABEL_EOS, LABEL_PAD, N_LABEL_SPECIALS
 from mlbench.methods.neural.decoders import DEFAULT_BANNED, StepFn
-from mlbench.methods.neural.text import PAD
+from mlbench.methods.neural.text import FEATURE_OFFSET, PAD
 
 DecoderState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 
@@ -154,6 +158,7 @@ class SGMNetwork(nn.Module):
         embedding_dropout: float,
         global_embedding: bool,
         feature_input: bool = False,
+        feature_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.n_tokens = n_labels + N_LABEL_SPECIALS
@@ -161,11 +166,14 @@ class SGMNetwork(nn.Module):
         self.decoder_hidden, self.decoder_layers = int(decoder_hidden), int(decoder_layers)
         self.global_embedding = bool(global_embedding)
         self.feature_input = bool(feature_input)
+        self.feature_tokens = int(feature_tokens) if self.feature_input else 0
         memory_dim = 2 * self.encoder_hidden
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
-        if self.feature_input:  # a set of weighted feature tokens: no order for an LSTM to read
+        if self.feature_tokens:  # a dense row, projected into feature_tokens states
+            self.encoder = nn.Linear(vocab_size - FEATURE_OFFSET, self.feature_tokens * memory_dim)
+        elif self.feature_input:  # a set of weighted feature tokens: no order for an LSTM to read
             self.encoder = nn.Linear(embedding_dim, memory_dim)
         else:
             self.encoder = BiLSTM(embedding_dim, self.encoder_hidden, self.encoder_layers, dropout)
@@ -204,6 +212,8 @@ class SGMNetwork(nn.Module):
         """Encoder states for the attention and the first decoder state, ``B`` rows each."""
         B, T = tokens.shape
         lengths = lengths.to(tokens.device)
+        if self.feature_tokens:
+            return self._encode_dense(tokens, values)
         x = self.embedding_dropout(self.embedding(tokens))
         mask = torch.arange(T, device=tokens.device)[None, :] < lengths[:, None]
         if self.feature_input:
@@ -218,13 +228,32 @@ class SGMNetwork(nn.Module):
             h0 = finals
         else:
             h0 = torch.tanh(self.bridge(finals[:, -1])).view(B, self.decoder_layers, self.decoder_hidden)
+        return memory, self._initial_state(h0, states)
+
+    def _initial_state(self, h0: torch.Tensor, states: torch.Tensor) -> DecoderState:
+        """The decoder's first state: ``h0``, zero cells and context, the banned tokens read, BOS's distribution."""
+        B = h0.shape[0]
         c0 = torch.zeros_like(h0)
         context0 = states.new_zeros(B, states.shape[-1])
         read0 = self.banned.expand(B, self.n_tokens).clone()
         probs0 = None
         if self.global_embedding:  # step 0 reads BOS: its "expected embedding" is BOS's own
-            probs0 = F.one_hot(torch.full((B,), LABEL_BOS, device=tokens.device), self.n_tokens).to(states.dtype)
-        return memory, (h0.contiguous(), c0, context0, read0, probs0)
+            probs0 = F.one_hot(torch.full((B,), LABEL_BOS, device=h0.device), self.n_tokens).to(states.dtype)
+        return (h0.contiguous(), c0, context0, read0, probs0)
+
+    def _encode_dense(self, tokens: torch.Tensor, values: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """The ``feature_tokens`` states of dense rows given as weighted feature tokens."""
+        B = tokens.shape[0]
+        n_features = self.encoder.in_features
+        present = tokens >= FEATURE_OFFSET  # PAD (and the UNK of an all-zero row) carry nothing
+        x = torch.zeros(B, n_features, device=tokens.device, dtype=self.encoder.weight.dtype)
+        x.scatter_add_(1, (tokens - FEATURE_OFFSET).clamp(min=0), (values * present).to(x.dtype))
+        states = torch.tanh(self.encoder(self.embedding_dropout(x))).view(B, self.feature_tokens, -1)
+        mask = torch.ones(B, self.feature_tokens, dtype=torch.bool, device=tokens.device)
+        memory_states = self.dropout(states)
+        memory = Memory(states=memory_states, keys=self.attention_key(memory_states), mask=mask)
+        h0 = torch.tanh(self.bridge(states.mean(dim=1))).view(B, self.decoder_layers, self.decoder_hidden)
+        return memory, self._initial_state(h0, memory_states)
 
     # ------------------------------------------------------------------ decoder
 

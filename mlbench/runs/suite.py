@@ -86,6 +86,19 @@ def model_references(suite: Suite) -> dict[str, dict[str, str]]:
     return refs
 
 
+#: The eleven MULAN benchmarks (mlbench.data.mulan_sets), in MULAN's order of size.
+MULAN_TASKS = ("emotions", "scene", "yeast", "genbase", "medical", "enron", "corel5k", "bibtex", "delicious",
+               "tmc2007", "mediamill")
+#: Every built-in method that reads features (the minilm methods read texts only).
+FEATURE_METHODS = ("br", "pcc", "mlknn", "rakel", "lp", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
+
+
+def _mulan_suite() -> Suite:
+    methods: dict[str, dict[str, Any]] = {m: {} for m in FEATURE_METHODS}
+    methods["seq2set"] = {"init_from": "@seq2seq"}  # its RL phase starts from the seq2seq cell's model
+    return Suite(name="mulan", methods=methods, tasks=[*MULAN_TASKS, "reuters"], base_task="reuters")
+
+
 NAMED_SUITES: dict[str, Callable[[], Suite]] = {
     "paper-reuters": lambda: _paper_suite("reuters"),
     "paper-rcv1": lambda: _paper_suite("rcv1"),
@@ -96,6 +109,8 @@ NAMED_SUITES: dict[str, Callable[[], Suite]] = {
         tasks=["reuters", "reuters-shuffled"] + [f"reuters-trim{k}" for k in TRIM_SERIES if k > 0],
         base_task="reuters",
     ),
+    # twelve real datasets: the MULAN benchmarks and Reuters, every built-in method that reads features
+    "mulan": _mulan_suite,
 }
 
 
