@@ -258,6 +258,7 @@ def test_malformed_xc(tmp_path, train, expected):
 
 def test_unsorted_feature_indices_are_read(tmp_path):
     (tmp_path / "train.txt").write_text("3 4 2\n0 2:1 0:3\n1 1:1\n 2:1\n")
+    (tmp_path / "valid.txt").write_text("1 4 2\n1 3:1 1:2\n")  # three rows are too few to carve one from
     (tmp_path / "test.txt").write_text("1 4 2\n0 0:1\n")
     task = load_path_task(str(tmp_path))
     rows = np.vstack([s.X.toarray() if sp.issparse(s.X) else s.X for s in task.splits.values()])

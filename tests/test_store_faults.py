@@ -114,14 +114,35 @@ def assert_one_error_line(proc: subprocess.CompletedProcess) -> str:
     ("postgresql://bob:pw@db:5432/optuna", "postgresql://***@db:5432/optuna"),
     ("http://bob@host:5000/", "http://***@host:5000/"),
     ("sqlite:///optuna.db?password=pw&timeout=5", "sqlite:///optuna.db?password=***&timeout=5"),
+    # SQLAlchemy splits a query on "&" only: TOKEN's value runs to the next "&", and all of it is masked
     ("x://h/d?a=1&TOKEN=t;secret=s&key=k&pwd=p&passwd=q&sslpassword=r",
-     "x://h/d?a=1&TOKEN=***;secret=***&key=***&pwd=***&passwd=***&sslpassword=***"),
+     "x://h/d?a=1&TOKEN=***&key=***&pwd=***&passwd=***&sslpassword=***"),
     ("cannot open 'postgresql://u:pw@h/db?sslpassword=z': refused", "cannot open 'postgresql://***@h/db?sslpassword=***': refused"),
     ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
     ("a key=value outside a URI stays", "a key=value outside a URI stays"),
+    # passwords as the drivers read them, however they are spelt
+    ("store postgresql://bob:pa/ss@db/optuna: refused", "store postgresql://***@db/optuna: refused"),
+    ("postgresql+psycopg2://bob:p@ss@db/optuna", "postgresql+psycopg2://***@db/optuna"),
+    ("postgresql://bob:p%2Fss%40x@db/optuna", "postgresql://***@db/optuna"),
+    ("mysql+pymysql://u:pw@h:3306/db?ssl_key=/k&password=x", "mysql+pymysql://***@h:3306/db?ssl_key=/k&password=***"),
+    ("http://user:pa/ss@host:5000/x", "http://***@host:5000/x"),
+    ("https://tok3n@host/api?token=abc#top", "https://***@host/api?token=***#top"),
+    ("sqlite:////data/a@b/mlflow.db", "sqlite:////data/a@b/mlflow.db"),  # an "@" in a path is no user info
+    ("http://***@127.0.0.1:9/", "http://***@127.0.0.1:9/"),  # masking twice changes nothing
 ])
 def test_redact_masks_user_info_and_password_like_parameters(text, expected):
     assert redact(text) == expected
+
+
+def test_a_uri_given_to_mlbench_is_masked_wherever_its_secret_appears():
+    """A password with a space ends a URI in running text before its "@": the URI as given is remembered, so
+    it and its password are masked even where no parser could find them."""
+    from mlbench.runs.redaction import remember
+
+    uri = "postgresql://bob:open sesame/42@db/optuna"
+    remember(uri)
+    text = f"cannot open {uri}; the server said 'password open sesame/42 refused'"
+    assert redact(text) == "cannot open postgresql://***@db/optuna; the server said 'password *** refused'"
 
 
 # ------------------------------------------------------------------ the tracking store is probed first
@@ -141,6 +162,63 @@ def test_a_bad_tracking_store_fails_in_one_line_before_any_data_is_read(workdir,
     assert time.monotonic() - t0 < 30
     (line,) = [x for x in err.splitlines() if x.strip()]
     assert line.startswith("mlbench: error: tracking store ") and uri.rstrip("/") in line, err
+
+
+def _half_made_store(path: Path, with_an_experiment: bool) -> None:
+    """A store as a Ctrl-C in the middle of MLflow's migrations left it (before mlbench built stores whole):
+    tables made by later migrations than the recorded revision, one table still missing."""
+    import mlflow.store
+    from alembic.script import ScriptDirectory
+
+    from mlbench.runs.store import make_mlflow_schema
+
+    make_mlflow_schema(f"sqlite:///{path}")
+    base = ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations")).get_base()
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE alembic_version SET version_num = ?", (base,))
+        con.execute("DROP TABLE jobs")
+        if with_an_experiment:
+            con.execute("INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (7, 'mine', 'active')")
+
+
+def test_a_store_left_half_made_and_empty_is_built_again(tmp_path, monkeypatch):
+    from mlbench.runs import tracking
+
+    monkeypatch.setattr(tracking, "OPEN_ATTEMPTS", 1)  # no waiting for a creator that is long gone
+    _half_made_store(tmp_path / "mlflow.db", with_an_experiment=False)
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
+    run = tracker.start_run(tracker.experiment_id("synthetic"), "r", {"method": "br"})
+    tracker.end_run(run)
+    assert [r.info.run_id for r in tracker.finished_parent_runs("synthetic")] == [run]
+
+
+def test_a_half_made_store_that_holds_anything_is_left_alone(tmp_path, monkeypatch):
+    from mlbench.runs import tracking
+    from mlbench.runs.store import TrackingStoreError
+
+    monkeypatch.setattr(tracking, "OPEN_ATTEMPTS", 1)
+    _half_made_store(tmp_path / "mlflow.db", with_an_experiment=True)
+    with pytest.raises(TrackingStoreError, match="tracking store sqlite:///"):
+        tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "art")
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:  # not built again: the user's experiment is there
+        assert con.execute("SELECT name FROM experiments WHERE experiment_id = 7").fetchall() == [("mine",)]
+
+
+def test_a_fresh_store_appears_only_once_complete(tmp_path, monkeypatch):
+    """The schema is built in a temporary file beside the store and renamed into place; an error half-way
+    leaves neither the store nor the temporary file."""
+    from mlbench.runs import store
+
+    def fails_half_way(uri: str) -> None:
+        store.make_mlflow_schema(uri)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.create_sqlite_atomically(f"sqlite:///{tmp_path / 'mlflow.db'}", fails_half_way)
+    assert list(tmp_path.iterdir()) == []
+    assert store.create_sqlite_atomically(f"sqlite:///{tmp_path / 'mlflow.db'}", store.make_mlflow_schema)
+    assert [p.name for p in tmp_path.iterdir()] == ["mlflow.db"]
+    assert not store.create_sqlite_atomically(f"sqlite:///{tmp_path / 'mlflow.db'}", store.make_mlflow_schema)
 
 
 def test_two_processes_create_a_fresh_store_at_once(workdir):
@@ -336,3 +414,27 @@ def test_a_store_fault_as_a_trial_run_starts_interrupts_that_trial(workdir, monk
     study = load_study()
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 3
     assert not [r for r in client.search_runs([exp.experiment_id]) if r.info.status == "RUNNING"]
+
+
+# ------------------------------------------------------------------ Optuna storages checked before any data
+
+
+def test_a_storage_that_cannot_be_one_is_refused_before_any_data(tmp_path):
+    from mlbench.api import MlbenchError, UsageError
+    from mlbench.runs.tuning.study import check_storage, open_storage
+
+    (tmp_path / "text.db").write_text("not a database\n")
+    (tmp_path / "good.journal").write_text('{"op_code": 0}\n{"op_code": 1, "half": ')  # a record being written
+    (tmp_path / "bad.journal").write_text('{"op_code": 0}\n[1, 2]\n')
+    with pytest.raises(UsageError, match="is a folder"):
+        check_storage(str(tmp_path))
+    with pytest.raises(UsageError, match="is a folder, not a database file"):
+        check_storage(f"sqlite:///{tmp_path}")
+    with pytest.raises(MlbenchError, match="is not a SQLite database"):
+        check_storage(f"sqlite:///{tmp_path / 'text.db'}")
+    with pytest.raises(MlbenchError, match="line 2 is not a journal record"):
+        check_storage(str(tmp_path / "bad.journal"))
+    check_storage(str(tmp_path / "good.journal"))  # Optuna skips an unfinished last line, and so does the check
+    storage = open_storage(f"sqlite:///{tmp_path / 'fresh' / 'optuna.db'}")  # a fresh file, made whole
+    assert storage.get_all_studies() == []
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["optuna.db"]

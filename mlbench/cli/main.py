@@ -19,7 +19,7 @@ try:  # Ctrl-C while the libraries load: a line, not a traceback
     from mlbench.api import MlbenchError, UsageError
     from mlbench.cli import bench, check, compare, data, listing, options, report, run, ui
     from mlbench.api import UnknownNameError
-    from mlbench.runs.redaction import install_log_redaction, redact
+    from mlbench.runs.redaction import install_log_redaction, redact, remember
 except KeyboardInterrupt:
     print("mlbench: interrupted", file=sys.stderr)
     raise SystemExit(130) from None
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     install_log_redaction()
+    for uri in (getattr(args, "tracking_uri", None), getattr(args, "storage", None)):
+        remember(uri)  # masked as spelt, and its password wherever it appears, from the first message on
     if not args.verbose:
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -47,13 +47,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlbench.runs.runner import format_summary, log_aggregate, resolve_device, run_once
 
     method_cls = get_method(args.method)
+    check_task_name(args.task)
+    # before the method is built: a pair that cannot work is refused even where the method's extra is missing
+    refuse_incompatible(method_cls, task_inputs(args.task), args.task)
     params = options.parse_params(args.param)
     validate_params(method_cls, args.preset, params)  # types and ranges, before loading any data
     method_cls(preset=args.preset, **params)  # the method's own cross-parameter checks
     options.check_seeds(args.seeds)
     check_tuning_options(args)
-    check_task_name(args.task)
-    refuse_incompatible(method_cls, task_inputs(args.task), args.task)  # before any data is read
     options.check_data_dir(args.data_dir)
     device = resolve_device(args.device, method_cls)
     default_uri = options.default_uri()  # before MLflow exports the tracker's URI to the environment
@@ -153,3 +154,7 @@ def check_tuning_options(args: argparse.Namespace) -> None:
         raise UsageError("--n-jobs must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive (seconds)")
+    if args.storage is not None:  # a folder or a file that is no database fails here, before any data is read
+        from mlbench.runs.tuning.study import check_storage
+
+        check_storage(args.storage)

@@ -43,6 +43,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
             probe.bind(("127.0.0.1", args.port))
         except OSError as exc:
             raise UsageError(f"port {args.port} on 127.0.0.1 is in use ({exc.strerror}); pick another with --port") from exc
+    from mlbench.runs.tracking import Tracker
+
+    # opened (a fresh one created whole) here: a store that cannot open is one line, not the server's traceback
+    Tracker(args.tracking_uri)
     print(f"MLflow UI on http://127.0.0.1:{args.port} over {redact(args.tracking_uri)} (Ctrl-C to stop)",
           file=sys.stderr)
     # The server forks uvicorn workers and huey consumers: in a session (process group) of its own, the

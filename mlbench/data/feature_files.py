@@ -215,9 +215,15 @@ def load_feature_file_task(root: Path, layout: Mapping[str, Path], name: str, sp
         shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
         log.warning("%s: %d test label(s) never seen in train (%s): kept in the label space, so every method "
                     "misses them", root, len(unseen), shown)
+    if not in_train.any():
+        raise TaskFileError(f"{root}: no training row has a label; nothing to learn")
     (X_train, Y_train), (X_test, Y_test) = parts["train"], parts["test"]
     valid = parts.get("valid")
-    return build_feature_task(name, f"files:{digest}", X_train, Y_train, X_test, Y_test, labels,
+    task = build_feature_task(name, f"files:{digest}", X_train, Y_train, X_test, Y_test, labels,
                               valid=valid if valid is not None and valid[0].shape[0] else None,
                               valid_fraction=VALID_FRACTION, seed=VALID_SEED,
                               description=f"{fmt.upper()} feature vectors from {root}")
+    if task.train.X.shape[0] == 0 or task.valid.X.shape[0] == 0:
+        raise TaskFileError(f"{root}: the train part has {X_train.shape[0]} row(s), too few to carve a validation "
+                            "part; add rows or a valid file")
+    return task

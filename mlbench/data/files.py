@@ -285,8 +285,14 @@ def load_file_task(path: Path, name: str, options: Mapping[str, str] | None = No
     if not docs["train"]:
         raise TaskFileError(f"{path}: the train part has no rows")
     if "valid" not in docs or not docs["valid"]:
+        rows = len(docs["train"])
         docs["train"], docs["valid"] = carve_validation(docs["train"], VALID_FRACTION, seed=VALID_SEED)
+        if not docs["train"] or not docs["valid"]:
+            raise TaskFileError(f"{path}: the train part has {rows} row(s), too few to carve a validation part; "
+                                "add rows or a valid.<ext>")
     train_labels = {lab for d in docs["train"] for lab in d.labels}
+    if not train_labels:
+        raise TaskFileError(f"{path}: no training row has a label; nothing to learn")
     unseen = sorted({lab for d in docs["test"] for lab in d.labels} - train_labels)
     if unseen:
         shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")

@@ -101,9 +101,11 @@ def _database_spans(uri: str, start: int) -> list[tuple[int, int]]:
 
 def _secret_spans(uri: str) -> list[tuple[int, int]]:
     """Character spans of ``uri`` that hold secrets, as its driver's parser reads the URI (ValueError if it cannot)."""
-    scheme, sep, _ = uri.partition("://")
+    scheme, sep, rest = uri.partition("://")
     if not sep:
         raise ValueError("not a URI")
+    if "@" not in rest and "?" not in rest:
+        return []  # no user info and no query for either parser to find (and no parser to import)
     start = len(scheme) + 3
     if scheme.lower() in HTTP_SCHEMES:
         return _http_spans(uri, start)

@@ -22,8 +22,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import MlbenchError
-from mlbench.runs.store import (SCHEMA_RACE, TrackingStoreError, absolute_sqlite_uri, configure_mlflow_environment,
-                                creation_lock, is_lock_error, retry_when_locked)
+from mlbench.runs.redaction import remember
+from mlbench.runs.store import (SCHEMA_RACE, TrackingStoreError, absolute_sqlite_uri, check_sqlite_file,
+                                configure_mlflow_environment, create_sqlite_atomically, creation_lock, forget_engine,
+                                holds_no_runs, is_lock_error, is_schema_error, make_mlflow_schema, probe_server_database,
+                                retry_when_locked, sqlite_path)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ RUN_MANIFEST = "run.json"
 TAG_PREFIX = "mlbench."
 #: MLflow keeps at most this many characters of a parameter value; longer ones are cut.
 MAX_PARAM_CHARS = 6000
+#: Attempts at opening a local store that another (non-mlbench) process may be creating at that moment.
+OPEN_ATTEMPTS = 6
 
 
 def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
@@ -61,24 +66,47 @@ class Tracker:
 
     def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI, artifact_dir: str | Path = DEFAULT_ARTIFACT_DIR):
         configure_mlflow_environment()
+        remember(tracking_uri)
         self.tracking_uri = absolute_sqlite_uri(tracking_uri)
+        remember(self.tracking_uri)
         self.artifact_dir = Path(artifact_dir).resolve()
         self.probe()
 
     def probe(self) -> None:
         """Open the store now (creating a fresh one), so a bad URI fails before any work, in one line.
 
-        Two processes creating the same fresh SQLite store race in MLflow's schema migration (the loser
-        sees "duplicate column" or "table already exists"); the loser waits and opens the store again.
+        A URI that cannot be a database fails at once (a folder, a file that is not SQLite, a server that
+        refuses the connection). A fresh local store is built whole in a temporary file and moved into place
+        (:func:`~mlbench.runs.store.create_sqlite_atomically`), under a lock, so neither a second process
+        nor a Ctrl-C half-way sees a half-made schema; a store left half-made by an older mlbench, holding
+        no run, is rebuilt.
         """
+        check_sqlite_file(self.tracking_uri, "--tracking-uri")
+        probe_server_database(self.tracking_uri, "--tracking-uri")
         with creation_lock(self.tracking_uri):
-            self._open_store()
+            self._create(replace=False)
+            try:
+                self._open_store()
+            except TrackingStoreError as exc:
+                path = sqlite_path(self.tracking_uri)
+                if path is None or not is_schema_error(exc.__cause__) or not holds_no_runs(path):
+                    raise
+                log.warning("tracking store %s was left half-made (no run in it): building it again", path)
+                forget_engine(self.tracking_uri)
+                self._create(replace=True)
+                self._open_store()
+
+    def _create(self, replace: bool) -> None:
+        try:
+            create_sqlite_atomically(self.tracking_uri, make_mlflow_schema, replace=replace)
+        except Exception as exc:  # the file system or MLflow's migrations: the store's fault, in one line
+            raise TrackingStoreError.of(self.tracking_uri, exc) from exc
 
     def _open_store(self) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        for attempt in range(6):
+        for attempt in range(OPEN_ATTEMPTS):
             try:
                 mlflow.set_tracking_uri(self.tracking_uri)
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -86,7 +114,7 @@ class Tracker:
                 return
             except Exception as exc:  # only store code runs here (MLflow, SQLAlchemy, alembic, requests)
                 racing = any(text in str(exc).lower() for text in SCHEMA_RACE)
-                if not self.local or not racing or attempt == 5:
+                if not self.local or not racing or attempt == OPEN_ATTEMPTS - 1:
                     raise TrackingStoreError.of(self.tracking_uri, exc) from exc
                 log.info("MLflow store not ready (%s); retrying", exc)
                 time.sleep(0.5 + random.random() * 1.5)

@@ -12,10 +12,11 @@ import json
 import random
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Mapping
 
 from mlbench.api import MlbenchError, Task
-from mlbench.runs.redaction import redact
+from mlbench.runs.redaction import redact, remember
 from mlbench.runs.tuning import config
 from mlbench.runs.tuning.recovery import retry_interrupted
 
@@ -120,23 +121,103 @@ def _stale_callback_arg() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
 
 
-def open_storage(url: str):
-    """An Optuna storage for ``url``: an RDB URL (``sqlite:///``, ``postgresql://``...) or a journal file path."""
+def check_storage(url: str) -> None:
+    """What ``--storage`` names, checked without opening it: not a folder or another special file (a usage
+    error), and an existing SQLite file must be one. Runs before any data is read."""
+    from mlbench.api import UsageError
+    from mlbench.runs.store import check_sqlite_file
+
+    if "://" in url:
+        check_sqlite_file(url, "--storage")
+        return
+    path = Path(url)
+    if path.is_dir():
+        raise UsageError(f"--storage {url}: is a folder; give a journal file path (or an RDB URL)")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--storage {url}: is not a regular file; give a journal file path (or an RDB URL)")
+    if not path.parent.is_dir():
+        raise UsageError(f"--storage {url}: its folder {path.parent} does not exist")
+    if path.is_file():
+        _check_journal_lines(path)
+
+
+def _check_journal_lines(path: Path) -> None:
+    """Every finished line of a journal file is a JSON object, as Optuna reads it (a last line without its
+    newline may be a record another process is writing right now: Optuna skips it, and so does this)."""
+    try:
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, 1):
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                    raise MlbenchError(f"Optuna journal {path}: line {number} is not a journal record ({exc}); "
+                                       "the file is damaged or not a journal: move it aside or pick another "
+                                       "--storage") from exc
+                if not isinstance(record, dict):
+                    raise MlbenchError(f"Optuna journal {path}: line {number} is not a journal record; the file "
+                                       "is damaged or not a journal: move it aside or pick another --storage")
+    except OSError as exc:
+        raise MlbenchError(f"Optuna journal {path} cannot be read ({exc.strerror})") from exc
+
+
+def open_journal(path: str):
+    """Optuna's journal storage on a file; a file Optuna cannot replay is one line naming it."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    check_storage(path)
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:  # JSON errors, Optuna's own asserts, OS errors: the file is not a journal it reads
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise MlbenchError(f"Optuna journal {path} cannot be read ({type(exc).__name__}: {detail}); it is not an "
+                           "Optuna journal file or it was damaged: move it aside or pick another --storage") from exc
+
+
+def make_optuna_schema(temp_url: str) -> None:
+    """Optuna's tables and version records in the SQLite file of ``temp_url``, its engine closed."""
     import optuna
 
-    if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+    storage = optuna.storages.RDBStorage(temp_url)
+    storage.remove_session()
+    storage.engine.dispose()
 
-        return JournalStorage(JournalFileBackend(str(url)))
+
+def open_storage(url: str):
+    """An Optuna storage for ``url``: an RDB URL (``sqlite:///``, ``postgresql://``...) or a journal file path.
+
+    A fresh SQLite file is created whole (:func:`mlbench.runs.store.create_sqlite_atomically`, under the
+    same lock as the tracking store's), so a Ctrl-C while Optuna makes its tables leaves no half-made file;
+    a server that refuses the connection fails after one try.
+    """
+    import optuna
+
+    from mlbench.runs.store import (SCHEMA_RACE, create_sqlite_atomically, creation_lock, probe_server_database,
+                                    with_postgres_driver)
+
+    remember(url)
+    if "://" not in url:
+        return open_journal(url)
+    check_storage(url)
     url = with_postgres_driver(url)
+    remember(url)
+    probe_server_database(url, "--storage")
     stale_callback: dict[str, Any] = {_stale_callback_arg(): retry_interrupted}
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several worker processes write the same file: wait for the lock rather than fail
         engine_kwargs["connect_args"] = {"timeout": config.SQLITE_TIMEOUT_S}
+        try:
+            with creation_lock(url):
+                create_sqlite_atomically(url, make_optuna_schema)
+        except Exception as exc:  # the file system or Optuna's schema: one line naming the storage
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else first
+            raise MlbenchError(f"cannot create Optuna storage {redact(url)}: {redact(detail)[:300]}") from exc
     else:
         engine_kwargs["pool_pre_ping"] = True
-    # Two workers opening a fresh database both create the schema; the loser retries.
+    # Two workers opening a fresh server database both create the schema; the loser retries.
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
@@ -152,26 +233,13 @@ def open_storage(url: str):
             raise MlbenchError(f"storage {redact(url)}: missing database driver ({exc}); "
                                f"for PostgreSQL: pip install 'mlbench-harness[distributed]'") from exc
         except Exception as exc:
-            if attempt == 4:
-                raise MlbenchError(f"cannot open Optuna storage {redact(url)}: {type(exc).__name__}: {exc}") from exc
+            racing = any(text in str(exc).lower() for text in SCHEMA_RACE)
+            if attempt == 4 or not racing:
+                detail = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise MlbenchError(f"cannot open Optuna storage {redact(url)}: {type(exc).__name__}: "
+                                   f"{redact(detail)}") from exc
             time.sleep(0.5 + random.random() * 2)
     raise AssertionError("unreachable")
-
-
-def with_postgres_driver(url: str) -> str:
-    """``postgresql://`` with the driver that is installed.
-
-    SQLAlchemy 2.0 reads a bare ``postgresql://`` as psycopg2, 2.1 as psycopg 3;
-    naming the installed one makes the same URL work under both.
-    """
-    if not url.startswith("postgresql://"):
-        return url
-    import importlib.util
-
-    for module, dialect in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
-        if importlib.util.find_spec(module) is not None:
-            return f"postgresql+{dialect}://" + url[len("postgresql://"):]
-    return url
 
 
 def reload_study(study):

@@ -74,12 +74,20 @@ class Tuner:
         kwargs = dict(storage=self.storage, sampler=make_sampler(self.spec.seed), pruner=make_pruner())
         config = json.loads(json.dumps(self._config(), default=str))
         try:
-            study = optuna.create_study(study_name=self.study_name, direction="maximize", **kwargs)
-            study.set_user_attr(STUDY_CONFIG, config)
-            study.set_user_attr(STUDY_UID, f"{random.getrandbits(64):016x}")
-            return study, True
-        except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=self.study_name, **kwargs)
+            try:
+                study = optuna.create_study(study_name=self.study_name, direction="maximize", **kwargs)
+                study.set_user_attr(STUDY_CONFIG, config)
+                study.set_user_attr(STUDY_UID, f"{random.getrandbits(64):016x}")
+                return study, True
+            except optuna.exceptions.DuplicatedStudyError:
+                study = optuna.load_study(study_name=self.study_name, **kwargs)
+        except MlbenchError:
+            raise
+        except Exception as exc:  # a storage that cannot hold the study (a damaged journal: Optuna asserts)
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise MlbenchError(f"cannot open study {self.study_name!r} in {redact(self.spec.storage)}: "
+                               f"{type(exc).__name__}: {redact(detail)}" + ("" if "://" in self.spec.storage else
+                               "; the journal file may be damaged: move it aside or pick another --storage")) from exc
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
             raise MlbenchError(f"study {self.study_name!r} minimises; mlbench maximises validation micro-F1")
         stored = study.user_attrs.get(STUDY_CONFIG)
