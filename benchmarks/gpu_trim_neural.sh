@@ -9,12 +9,14 @@
 #   bash benchmarks/gpu_trim_neural.sh merge FILE.tgz # here: unpack, tag the commit, merge into reports/reuters
 #
 # `prepare` fills ./.whl (git-ignored): the wheels the GPU image lacks (MLflow's client and its store,
-# Optuna, for CPython 3.12), mlbench itself built from the current commit (its methods live under
-# mlbench.methods only once installed), the converted Reuters split, and that commit's hash. `run` starts one
-# `mlbench bench` process per (task, seed) for Seq2Seq -> Seq2Set (Seq2Set starts from that store's Seq2Seq
-# model) and one per seed for XML-CNN, each with its own SQLite store, and packs the stores without model
-# files. A run there cannot see the git checkout, so `merge` sets its `mlbench.git_commit` tag to the commit
-# the wheel was built from (the code digest of every run is checked against this checkout's first).
+# Optuna, Dask, for CPython 3.12), mlbench itself built from the current commit (its methods live under
+# mlbench.methods only once installed), the converted Reuters split, and that commit's hash. `run` is one
+# `mlbench bench` command: the 45 cells on $WORKERS (default 18) Dask workers sharing the GPU, one store,
+# each Seq2Set cell a task depending on its Seq2Seq cell; it packs the store without model files. (The
+# earlier recipe started 18 bench processes, each with a store of its own, and merged the stores: 160 s for
+# the 45 cells on one H200; the one-command run has not been timed on a GPU yet.) A run there cannot see the
+# git checkout, so `merge` sets its `mlbench.git_commit` tag to the commit the wheel was built from (the code
+# digest of every run is checked against this checkout's first).
 set -euo pipefail
 WHL=.whl
 SUITE=benchmarks/suites/reuters-trim-neural.yaml
@@ -31,7 +33,9 @@ prepare() {
         opentelemetry-semantic-conventions==0.66b2 sqlparse==0.6.1 GitPython==3.2.1 gitdb==4.0.12 smmap==5.0.3 \
         cachetools==7.3.3 importlib_metadata==9.1.0 pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 \
         typing-inspection==0.4.5 python-dotenv==1.2.4 fastapi==0.165.0 starlette==1.10.0 uvicorn==0.55.0 \
-        typing_extensions==4.16.0 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12
+        typing_extensions==4.16.0 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12 \
+        dask==2026.8.0 distributed==2026.8.0 cloudpickle toolz partd locket fsspec tornado msgpack psutil \
+        sortedcontainers tblib zict click
     python3 -m pip wheel -q --no-deps --no-build-isolation -w $WHL .
     local reuters
     reuters=$(python3 -c "from mlbench.data.reuters import load_reuters, reuters_dir; load_reuters(); print(reuters_dir())")
@@ -49,21 +53,11 @@ run() {
     mkdir -p $st/logs && cp $WHL/COMMIT $st/
     { date -u; uptime; nvidia-smi; python3 -c "import sys, torch; print(sys.version, torch.__version__, torch.cuda.get_device_name(0))"; } > $st/device.txt 2>&1
     python3 -P -c "$MB" list > $st/logs/list.txt 2>&1 || { cat $st/logs/list.txt; exit 4; }
-    one() {  # store name, bench arguments...
-        local n=$1; shift
-        timeout -s TERM $(( deadline - ($(date +%s) - t0) )) python3 -P -c "$MB" bench "$@" --device cuda -q \
-            --tracking-uri sqlite:///$st/$n.db --artifact-dir $st/$n-art > $st/logs/$n.log 2>&1 || true
-    }
-    local pids=() t s
-    for t in ${SEQ_TASKS:-reuters reuters-trim5 reuters-trim10 reuters-trim20 reuters-trim30}; do
-        for s in 0 1 2; do one "s_${t}_$s" $SUITE --methods seq2seq seq2set --tasks "$t" --seeds $s & pids+=($!); done
-    done
-    for s in 0 1 2; do
-        one "x_$s" $SUITE --methods xml-cnn --tasks ${X_TASKS:-reuters-trim30 reuters-trim20 reuters-trim10 reuters-trim5 reuters} --seeds $s &
-        pids+=($!)
-    done
-    wait "${pids[@]}"
-    echo "elapsed $(( $(date +%s) - t0 )) s"; grep -h "^\[" $st/logs/*.log | sort; grep -h " run, " $st/logs/*.log
+    timeout -s INT $(( deadline - ($(date +%s) - t0) )) python3 -P -c "$MB" bench $SUITE \
+        --methods seq2seq seq2set xml-cnn --tasks reuters reuters-trim5 reuters-trim10 reuters-trim20 reuters-trim30 \
+        --seeds 0 1 2 --device cuda --workers ${WORKERS:-18} -q --tracking-uri sqlite:///$st/mlflow.db \
+        --artifact-dir $st/art --log-dir $st/logs > $st/bench.log 2>&1 || true
+    echo "elapsed $(( $(date +%s) - t0 )) s"; grep -h "^\[\| run, " $st/bench.log
     tar -C $st --exclude='*/model/*' -czf "$OUT/stores.tgz" .
 }
 
@@ -90,12 +84,9 @@ for db in sorted(glob.glob(str(folder / "*.db"))):
                 client.set_tag(r.info.run_id, "mlbench.git_commit", commit); n += 1
 print(f"{n} runs tagged with commit {commit}")
 EOF
-    local db
-    for db in $dir/*.db; do
-        mlbench report --task reuters --out reports/reuters --merge reports/reuters --tracking-uri "sqlite:///$db" \
-            --command-note "bash benchmarks/reuters_report.sh" > /dev/null
-    done
-    echo "merged $(ls $dir/*.db | wc -l) stores into reports/reuters"
+    mlbench report --task reuters --out reports/reuters --merge reports/reuters --tracking-uri "sqlite:///$dir/mlflow.db" \
+        --command-note "bash benchmarks/reuters_report.sh" > /dev/null
+    echo "merged the GPU store into reports/reuters"
 }
 
 case "${1:-}" in

@@ -14,10 +14,12 @@ crash.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -89,8 +91,10 @@ class Entry:
                 raise MlbenchError(f"{self.name} has nothing to load")
             try:
                 obj = self.entry_point.load()
-            except (Exception, SystemExit) as exc:  # a plugin's import error must not take the core down
-                raise self._fail(f"failed to load: {type(exc).__name__}: {exc}") from exc
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a plugin that raises or exits at import must not take the core down
+                raise self._fail(f"failed to load: {import_failure(exc)}") from exc
             expected = Method if self.group == METHOD_GROUP else Dataset
             if not (inspect.isclass(obj) and issubclass(obj, expected)):
                 raise self._fail(f"{self.entry_point.value} is not a subclass of mlbench.api.{expected.__name__}")
@@ -103,6 +107,14 @@ class Entry:
                 raise self._fail(f"{self.entry_point.value} declares name {declared!r}, not the entry point's {self.name!r}")
             self.obj = obj
         return self.obj
+
+
+def import_failure(exc: BaseException) -> str:
+    """What went wrong importing a plugin, on one line: the exception, or the exit it tried."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: {exc.code} (the plugin exits while being imported)"
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {text}"
 
 
 def _autoload_disabled() -> bool:
@@ -168,7 +180,10 @@ def load_plugin_file(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"plugin file {path} does not exist" if not path.exists() else f"plugin file {path} is not a file")
-    module_name = f"mlbench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
+    # a stable name (str hashes differ per process): the module name enters the plugin's code digest, which
+    # must be the same in every process that loads the file (bench workers, a later resumed command)
+    where = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    module_name = f"mlbench_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{where}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise MlbenchError(f"plugin file {path} cannot be imported")
@@ -176,9 +191,12 @@ def load_plugin_file(path: str | Path) -> list[str]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
         del sys.modules[module_name]
-        raise MlbenchError(f"plugin file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise
+    except BaseException as exc:  # SystemExit included: a plugin that exits at import would end mlbench with 0
+        del sys.modules[module_name]
+        raise MlbenchError(f"plugin file {path} failed to import: {import_failure(exc)}") from exc
     names = []
     for obj in vars(module).values():
         if not inspect.isclass(obj) or obj.__module__ != module_name or inspect.isabstract(obj):

@@ -6,30 +6,48 @@ import os
 
 import pytest
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _private_token_cache(tmp_path_factory):
-    """Neural fits cache their tokenized corpora: under a temporary folder, never the user's data home."""
-    from mlbench.methods.neural.token_cache import CACHE_ENV
-
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("token-cache"))
-    yield
-    if before is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = before
+#: The PostgreSQL and MLflow server fixtures (tests/servers.py), for every test module that names them.
+pytest_plugins = ["servers"]
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_feature_cache(tmp_path_factory):
-    """Linear fits cache their TF-IDF features on disk: under a temporary folder, never the user's data home."""
-    from mlbench.methods.features import CACHE_ENV
+def _private_caches(tmp_path_factory):
+    """Neural fits cache their tokenized corpora and linear fits their TF-IDF features on disk: under temporary
+    folders, never the user's data home."""
+    from mlbench.methods.features import CACHE_ENV as FEATURES
+    from mlbench.methods.neural.token_cache import CACHE_ENV as TOKENS
 
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("feature-cache"))
+    before = {name: os.environ.get(name) for name in (TOKENS, FEATURES)}
+    for name in before:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_stays_in_its_test():
+    """MLflow exports the tracking URI a test's tracker set (``MLFLOW_TRACKING_URI``) to the environment; left
+    there, a later test's ``mlbench`` subprocess would log to that test's store instead of its own."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     yield
     if before is None:
-        os.environ.pop(CACHE_ENV, None)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
-        os.environ[CACHE_ENV] = before
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(autouse=True)
+def _plugin_files_stay_in_their_test():
+    """A plugin file a test loads in-process (``--plugin``) is forgotten after it: a dataset or method it
+    registered must not show up in another test's listings."""
+    from mlbench import registry
+
+    before = {group: dict(names) for group, names in registry._local.items()}
+    yield
+    for group, names in registry._local.items():
+        names.clear()
+        names.update(before.get(group, {}))

@@ -14,18 +14,12 @@ CI installs both (``.ci/run``).
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
 import pytest
-from servers import wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -64,95 +58,6 @@ PLUGIN = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def postgres_bin_dir() -> Path | None:
-    """Debian keeps the server programs out of PATH, under /usr/lib/postgresql/<version>/bin."""
-    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-                    if Path(p).parent.name.isdigit() else 0, reverse=True):
-        if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
-            return Path(d)
-    initdb = shutil.which("initdb")
-    if initdb and shutil.which("pg_ctl"):
-        return Path(initdb).resolve().parent
-    return None
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    try:
-        import psycopg2
-    except ImportError:
-        pytest.skip("the psycopg2 driver is not installed (pip install 'mlbench-harness[distributed]')")
-    bindir = postgres_bin_dir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) not found; on Debian: apt-get install postgresql")
-    as_user: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="mlbench-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        import pwd
-
-        try:
-            pg = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
-        os.chown(base, pg.pw_uid, pg.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else None
-        if as_user is None:
-            pytest.skip("running as root without runuser to start PostgreSQL as the postgres user")
-    port = free_port()
-    data = base / "data"
-    try:
-        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "mlbench", "--auth=trust",
-                                  "-E", "UTF8", "--no-sync"], check=True, capture_output=True, text=True)
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-                                  "-t", "60", "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
-                                  "start"], check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as exc:
-        log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"PostgreSQL could not start: {exc.stderr.strip() or exc.stdout.strip()} {log[-500:]}")
-    try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="mlbench", dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE optuna")
-        conn.close()
-        yield f"postgresql://mlbench@127.0.0.1:{port}/optuna"
-    finally:
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, proc, (root / "server.log").read_text)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 def test_two_workers_on_postgresql_and_a_tracking_server(postgres_url, mlflow_server, tmp_path):
     import optuna
     from mlflow.tracking import MlflowClient
@@ -177,7 +82,7 @@ def test_two_workers_on_postgresql_and_a_tracking_server(postgres_url, mlflow_se
     for i in range(2):
         assert not list((tmp_path / f"machine{i}").glob("*.db")), "nothing should be written locally"
 
-    from mlbench.runs.tuning.study import with_postgres_driver
+    from mlbench.runs.store import with_postgres_driver
 
     storage = optuna.storages.RDBStorage(with_postgres_driver(postgres_url))
     (summary,) = optuna.study.get_all_study_summaries(storage)

@@ -254,3 +254,17 @@ def test_omikuji_panic_is_a_one_line_error_not_an_abort(tmp_path):
     # bypassing the method's checks: two labels cannot be clustered into four
     with pytest.raises(MlbenchError, match="omikuji training failed .*Rust panic"):
         _train_isolated(data, {"cluster_k": 4, "min_branch_size": 2}, 1, tmp_path / "model")
+
+
+def test_a_plugin_file_has_one_code_digest_in_every_process(tmp_path):
+    """The module a plugin file is imported as enters its code digest; it was named with Python's per-process
+    string hash, so every process (a bench worker, a resumed command) saw another digest and reran its cells."""
+    plugin = tmp_path / "my_br.py"
+    plugin.write_text("from mlbench.methods.br import BinaryRelevance\n\n\n"
+                      "class MyBR(BinaryRelevance):\n    name = 'my-br'\n")
+    code = ("import sys; from mlbench.registry import get_method, load_plugin_file; "
+            "from mlbench.runs.identity import method_code_digest; "
+            f"load_plugin_file({str(plugin)!r}); print(method_code_digest(get_method('my-br')))")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
+    assert len(digests) == 1 and len(digests.pop()) == 12

@@ -3,7 +3,7 @@
 A cell is (method, task, seed) with the method's configuration (preset and
 parameters). A cell is complete when the store holds a FINISHED parent run with
 the same task fingerprint, seed and configuration digest (:func:`cell_digest`, the
-digest every run is tagged with) on today's code; ``run_suite`` skips
+digest every run is tagged with) on today's code; :func:`mlbench.runs.matrix.run_suite` skips
 complete cells, so a killed suite picks up where it stopped, and a cell that
 fails is reported and the suite goes on.
 
@@ -25,16 +25,18 @@ started from (``init_from_run``), and its fit time excludes the referenced one.
 
 from __future__ import annotations
 
-import sys
-import tempfile
-import time
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from mlbench.api import MlbenchError, UsageError, incompatibility
+from mlbench.api import MlbenchError, UsageError
+from mlbench.runs.identity import MAX_LABEL
+from mlbench.runs.suite_file import check_matrix, read_suite_yaml, shown, suite_fields
 from mlbench.runs.tracking import MAX_PARAM_CHARS, TAG_PREFIX, flatten_params
 
+#: What a suite's short label for a configuration may hold.
+LABEL_TEXT = re.compile(rf"[A-Za-z0-9][A-Za-z0-9+,=@#._-]{{0,{MAX_LABEL - 1}}}")
 TRIM_SERIES = (0, 5, 10, 15, 20, 25, 30)
 PAPER_METHODS = ("br", "pcc", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
 
@@ -47,6 +49,7 @@ class Suite:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     preset: str = "small"
     base_task: str | None = None  # the task Table 1 reports; default the first task
+    labels: dict[str, str] = field(default_factory=dict)  # method -> short row label of its configuration
 
     @property
     def base(self) -> str:
@@ -79,9 +82,9 @@ def model_references(suite: Suite) -> dict[str, dict[str, str]]:
             if isinstance(value, str) and value.startswith(MODEL_REFERENCE):
                 target = value[len(MODEL_REFERENCE):]
                 if target not in suite.methods:
-                    raise MlbenchError(f"suite {suite.name}: {method}.{key} = {value!r} names no method of the suite")
+                    raise UsageError(f"suite {suite.name}: {method}.{key} = {shown(value)} names no method of the suite")
                 if order.index(target) >= order.index(method):
-                    raise MlbenchError(f"suite {suite.name}: {method}.{key} = {value!r}: {target} must be listed before {method}")
+                    raise UsageError(f"suite {suite.name}: {method}.{key} = {shown(value)}: {target} must be listed before {method}")
                 refs.setdefault(method, {})[key] = target
     return refs
 
@@ -121,43 +124,7 @@ def load_suite(spec: str) -> Suite:
     path = Path(spec)
     if not path.is_file():
         raise UsageError(f"unknown suite {spec!r}; named suites: {', '.join(sorted(NAMED_SUITES))}, or a YAML file")
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"suite file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"suite file {path} cannot be read: {exc}") from exc
-    if not isinstance(raw, dict) or not raw.get("methods") or not raw.get("tasks"):
-        raise UsageError(f"suite file {path} needs 'methods' and 'tasks' lists")
-    methods = raw["methods"]
-    if isinstance(methods, list):
-        methods = {m: {} for m in methods}
-    if not isinstance(methods, dict) or not all(p is None or isinstance(p, dict) for p in methods.values()):
-        raise UsageError(f"suite file {path}: 'methods' must be a list of names or a mapping name -> parameters")
-    if not isinstance(raw["tasks"], list):
-        raise UsageError(f"suite file {path}: 'tasks' must be a list of task names")
-    seeds = raw.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
-        raise UsageError(f"suite file {path}: 'seeds' must be a list of integers, got {seeds!r}")
-    return Suite(
-        name=str(raw.get("name") or path.stem),
-        methods={str(m): dict(p or {}) for m, p in methods.items()},
-        tasks=[str(t) for t in raw["tasks"]],
-        seeds=list(seeds),
-        preset=str(raw.get("preset", "small")),
-        base_task=raw.get("base_task"),
-    )
-
-
-def _yaml_problem(exc: Exception) -> str:
-    """A YAML error on one line, with the line and column where the parser stopped."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is None:
-        return problem
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return Suite(**suite_fields(read_suite_yaml(path), path))  # bounded: size, YAML aliases, nesting; typed
 
 
 def validate_suite(suite: Suite) -> None:
@@ -174,6 +141,7 @@ def validate_suite(suite: Suite) -> None:
         raise UsageError(f"suite {suite.name}: needs at least one method, one task and one seed")
     if suite.preset not in ("small", "paper"):
         raise UsageError(f"suite {suite.name}: preset must be small or paper, got {suite.preset!r}")
+    check_matrix(suite.name, list(suite.methods), suite.tasks, suite.seeds)  # counts and repeats, before names
     for seed in suite.seeds:
         if not 0 <= seed < 2**32:
             raise UsageError(f"suite {suite.name}: seed {seed} is not in [0, {2**32 - 1}]")
@@ -191,6 +159,14 @@ def validate_suite(suite: Suite) -> None:
             raise UsageError(f"suite {suite.name}: {exc}") from exc
     for task in suite.tasks:
         check_task_name(task)
+    for method, label in suite.labels.items():
+        if method not in suite.methods:
+            raise UsageError(f"suite {suite.name}: labels names {shown(method)}, which is no method of the suite")
+        if not LABEL_TEXT.fullmatch(label):
+            raise UsageError(f"suite {suite.name}: the label of {method} must be 1 to {MAX_LABEL} letters, digits "
+                             f"or + , = @ # . _ -, got {shown(label)}")
+    if len(set(suite.labels.values())) < len(suite.labels):
+        raise UsageError(f"suite {suite.name}: two methods have the same label")
 
 
 def cell_digest(suite: Suite, method: str) -> str:
@@ -223,6 +199,20 @@ def completed_cells(tracker: Any, task_name: str, fingerprint: str) -> dict[tupl
             key = (tags.get("mlbench.method", ""), int(tags.get("mlbench.seed", -1)), tags["mlbench.config_digest"])
             done.setdefault(key, r)  # newest first
     return done
+
+
+def stored_cell(suite: Suite, tracker: Any, task: Any, method: str, seed: int,
+                sources: dict[str, str]) -> tuple[Any | None, list[str]]:
+    """The newest FINISHED run of a cell (or None) and what makes it out of date: its model source has a newer
+    run, the method's code or the task's data code changed since ([] when it is current)."""
+    from mlbench.registry import get_method
+
+    stored = completed_cells(tracker, task.name, task.fingerprint).get((method, seed, cell_digest(suite, method)))
+    if stored is None:
+        return None, []
+    tags = stored.data.tags
+    return stored, (changed_sources(suite, tracker, task, seed, sources, tags)
+                    + changed_code(get_method(method), tags) + changed_data_code(task, tags))
 
 
 def changed_params(
@@ -306,103 +296,3 @@ class CellOutcome:
     status: str  # "done", "skipped", "failed", "incompatible" (the method cannot read the task); "pending" in a dry run
     seconds: float = 0.0
     detail: str = ""
-
-
-def run_suite(
-    suite: Suite,
-    tracker: Any,
-    device: str = "auto",
-    data_dir: Path | None = None,
-    progress: bool = True,
-    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-    dry_run: bool = False,
-) -> list[CellOutcome]:
-    """Run every incomplete cell; failures are reported and the suite goes on.
-
-    A cell is complete when the store has a FINISHED run of it with the same
-    configuration digest (the parameters the method resolves now), whose code
-    digest (``mlbench.runs.identity``) is the method's code now, and
-    which, if it started from another cell's model, started from that cell's
-    newest run. ``dry_run`` only reports which cells would run ("pending").
-    """
-    from mlbench.data.tasks import get_task
-    from mlbench.registry import get_method
-    from mlbench.runs.runner import resolve_device, run_once
-
-    outcomes: list[CellOutcome] = []
-    cells = suite.cells()
-    refs = model_references(suite)
-    providers = {target for keys in refs.values() for target in keys.values()}
-    digests: dict[str, str] = {}
-    tasks: dict[str, Any] = {}
-    width = len(str(len(cells)))
-    for i, (method_name, task_name, seed) in enumerate(cells, 1):
-        prefix = f"[{i:>{width}}/{len(cells)}] {method_name} on {task_name} seed {seed}"
-        params = suite.methods[method_name]
-        t0 = time.perf_counter()
-        try:
-            if task_name not in tasks:
-                tasks[task_name] = get_task(task_name, data_dir=data_dir)
-            task = tasks[task_name]
-            method_cls = get_method(method_name)
-            reason = incompatibility(method_cls, task.inputs, task.name)
-            if reason:
-                outcomes.append(CellOutcome(method_name, task_name, seed, "incompatible", detail=reason))
-                echo(f"{prefix}: skipped, {reason}")
-                continue
-            if method_name not in digests:
-                digests[method_name] = cell_digest(suite, method_name)
-            stored = completed_cells(tracker, task.name, task.fingerprint).get((method_name, seed, digests[method_name]))
-            if stored is not None:
-                changed = changed_sources(suite, tracker, task, seed, refs.get(method_name, {}), stored.data.tags)
-                changed += changed_code(method_cls, stored.data.tags) + changed_data_code(task, stored.data.tags)
-                if not changed:
-                    outcomes.append(CellOutcome(method_name, task_name, seed, "skipped"))
-                    echo(f"{prefix}: already in the store, skipped")
-                    continue
-                echo(f"{prefix}: in the store, but out of date ({'; '.join(changed)}): "
-                     + ("would rerun" if dry_run else "rerun"))
-            else:
-                earlier = tracker.finished_parent_runs(task.name, {"fingerprint": task.fingerprint, "suite": suite.name,
-                                                                   "method": method_name, "seed": str(seed)})
-                resolved = method_cls(preset=suite.preset, **{k: v for k, v in params.items()
-                                                              if k not in refs.get(method_name, {})}).params
-                changed = changed_params(resolved, earlier[0].data.params, method_cls.defaults,
-                                         ignore=refs.get(method_name, {})) if earlier else []
-                if changed:
-                    echo(f"{prefix}: in the store with other settings ({'; '.join(changed)}): "
-                         + ("would rerun" if dry_run else "rerun"))
-                elif dry_run:
-                    echo(f"{prefix}: would run")
-            if dry_run:
-                outcomes.append(CellOutcome(method_name, task_name, seed, "pending"))
-                continue
-            with tempfile.TemporaryDirectory(prefix="mlbench-init-") as tmp:
-                run_params, tags = dict(params), {}
-                for key, target in refs.get(method_name, {}).items():
-                    run_params[key], tags[f"{key}_run"] = _referenced_model(suite, tracker, task, target, seed, Path(tmp) / key)
-                result = run_once(
-                    method_cls,
-                    task,
-                    run_params,
-                    seed=seed,
-                    device=resolve_device(device, method_cls),
-                    tracker=tracker,
-                    preset=suite.preset,
-                    progress=progress,
-                    save_model=method_name in providers,
-                    extra_tags=tags,
-                    suite=suite.name,
-                    model_references=tuple(refs.get(method_name, {})),
-                )
-            tracker.set_tags(result.run_id, {"suite": suite.name})
-            secs = time.perf_counter() - t0
-            outcomes.append(CellOutcome(method_name, task_name, seed, "done", secs))
-            echo(f"{prefix}: micro-F1 {result.test['micro_f1']:.4f}, 0/1 loss {result.test['subset_01_loss']:.4f} ({secs:.0f} s)")
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # one broken cell must not sink the suite
-            secs = time.perf_counter() - t0
-            outcomes.append(CellOutcome(method_name, task_name, seed, "failed", secs, f"{type(exc).__name__}: {exc}"))
-            echo(f"{prefix}: FAILED ({type(exc).__name__}: {exc})")
-    return outcomes
