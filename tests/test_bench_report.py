@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mlbench.runs.suite import Suite, cell_digest, completed_cells, load_suite, run_suite
 from mlbench.reports.page import write_report
 from mlbench.reports.records import collect_runs, summarise
 from mlbench.reports.tables import table1
+from mlbench.runs.matrix import run_suite
+from mlbench.runs.suite import Suite, cell_digest, completed_cells, load_suite
 from mlbench.runs.tracking import Tracker
 
 
@@ -53,8 +54,9 @@ def test_suite_resumes_and_survives_a_failing_cell(tracker):
 
 
 def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracker, monkeypatch):
-    from mlbench.runs.suite import changed_params
     from mlbench.methods.br import BinaryRelevance as BR
+
+    from mlbench.runs.suite import changed_params
 
     suite = Suite(name="tiny", methods={"br": {"C": 10}}, tasks=["synthetic"], seeds=[0])
     assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None)] == ["done"]
@@ -105,15 +107,15 @@ def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     run_suite(_suite({"br": {"C": 10}, "pcc": {"C": 10, "beam_width": 3}}), tracker, echo=lambda _: None)
     records = collect_runs(tracker, ["synthetic", "synthetic-shuffled", "synthetic-trim2"])
     summary = summarise(records, "synthetic")
-    br = summary["br"]
+    br = summary["br+C=10"]  # rows are short labels: the method and what the suite set
     vals = [r.metrics["micro_f1"] for r in records if r.method == "br" and r.task == "synthetic"]
     assert br["micro_f1"][2] == 2 and br["micro_f1"][0] == pytest.approx(sum(vals) / 2)
-    assert "**" in table1(summary)
+    assert "**" in table1(summary).markdown()
     readme = write_report(tracker, tmp_path / "report", "synthetic", command="mlbench report ...", n_resamples=200)
     text = readme.read_text()
     for heading in ("Table 1", "Table 2", "Figure 1", "Figure 2", "Paired bootstrap", "Provenance", "mlbench report ..."):
         assert heading in text, heading
-    assert "| pcc | br | 0, 1 |" in text  # the bootstrap pairs every seed both methods ran
+    assert "| pcc+C=10,beam_width=3 | br+C=10 | 0, 1 |" in text  # the bootstrap pairs every seed both ran
     assert (tmp_path / "report" / "figure1_trim.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure2_hf_lf.png").stat().st_size > 1000
     # the same through the command line, and a paired comparison of two runs
@@ -141,8 +143,9 @@ def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     shuffled_br = next(r for r in records if r.method == "br" and r.task == "synthetic-shuffled")
     assert main(["compare", shuffled_br.run_id, br0.run_id, "--tracking-uri", uri]) == 2  # different tasks
     # BR is unchanged by label shuffling: its Table 2 row shows no change in 0/1 loss
-    row = next(line for line in text.splitlines() if line.startswith("| br |") and "%" in line)
-    assert "+0.0%" in row
+    table2_text = text.split("## Table 2")[1].split("\n## ")[0]
+    row = next(line for line in table2_text.splitlines() if line.startswith("| br+C=10 |"))
+    assert row.split(" | ")[5] == "+0.0"  # the 0/1 loss change column, in percent
 
 
 def test_load_suite(tmp_path):
@@ -158,10 +161,11 @@ def test_load_suite(tmp_path):
 
 
 def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
-    from mlbench.runs.suite import find_cell_run, model_references
     from mlbench.methods.seq2seq import Seq2Seq
     from mlbench.methods.seq2set import Seq2Set
+
     from mlbench.data.tasks import get_task
+    from mlbench.runs.suite import find_cell_run, model_references
 
     mle = dict(Seq2Seq.contract_params)
     rl = {**Seq2Set.contract_params, "init_from": "@seq2seq"}
@@ -183,12 +187,19 @@ def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     # a newer run of the source cell makes the cell that started from the old one stale
     assert [o.status for o in run_suite(suite, tracker, echo=lambda _: None, dry_run=True)] == ["skipped", "skipped"]
     tracker.client.set_terminated(source.info.run_id, "FAILED")
+    # the dry run says what the run then does: seq2seq runs again, so seq2set, which started from its old model
+    lines = []
+    dry = run_suite(suite, tracker, echo=lines.append, dry_run=True)
+    assert [o.status for o in dry] == ["pending", "pending"], lines
+    assert "init_from: its seq2seq cell would run first" in lines[1]
     lines = []
     outcomes = run_suite(suite, tracker, echo=lines.append)
     assert [o.status for o in outcomes] == ["done", "done"], lines
     newer = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2seq", 0, cell_digest(suite, "seq2seq"))
     assert f"init_from: seq2seq run (none) -> {newer.info.run_id}" not in "".join(lines)
-    assert f"-> {newer.info.run_id}" in next(line for line in lines if "seq2set" in line and "rerun" in line)
+    # planned before anything runs: the seq2set cell is rerun because its source cell runs first
+    assert "init_from: its seq2seq cell runs first" in next(line for line in lines if "seq2set" in line
+                                                            and "rerun" in line)
     target = find_cell_run(tracker, "synthetic", task.fingerprint, "seq2set", 0, cell_digest(suite, "seq2set"))
     assert target.data.tags["mlbench.init_from_run"] == newer.info.run_id
     readme = write_report(tracker, tracker.artifact_dir.parent / "report", "synthetic", n_resamples=50).read_text()
@@ -225,14 +236,15 @@ def test_table2_compares_each_method_on_the_seeds_it_ran_on_both_tasks():
     assert base["a"]["micro_f1"] == (0.80, 0.0, 1)  # seed 0 only, not the mean of three seeds
     assert base["b"]["micro_f1"] == (0.5, 0.0, 1) and shuffled["b"]["micro_f1"] == (0.4, 0.0, 1)
     assert "c" not in base and "c" not in shuffled
-    row = next(line for line in table2(base, shuffled).splitlines() if line.startswith("| a |"))
-    assert "+0.0%" in row
+    row = next(line for line in table2(base, shuffled).markdown().splitlines() if line.startswith("| a |"))
+    assert row.split(" | ")[5] == "+0.0"
 
 
 
-def test_comparison_pairs_keep_every_configuration_and_the_model_a_run_started_from():
-    """With two seq2seq configurations neither is called plain "seq2seq": each is still a reference, and a
-    Seq2Set row is also measured against the row whose models its RL phase started from."""
+def test_comparison_pairs_are_each_row_against_br_and_each_seq2set_against_its_own_seq2seq():
+    """One comparison table: every row against BR, then each Seq2Set-family row against the Seq2Seq row its
+    RL phase started from (or, without that tag, the Seq2Seq row named alike), never every row against every
+    Seq2Seq row."""
     from mlbench.reports.comparisons import comparison_pairs
     from mlbench.reports.records import RunRecord, label_rows
 
@@ -245,18 +257,16 @@ def test_comparison_pairs_keep_every_configuration_and_the_model_a_run_started_f
         run("b", "br", "defaults", "d0"),
         run("x", "xml-cnn", "defaults", "d1"),
         run("s1", "seq2seq", "suite paper", "d2"),
-        run("s2", "seq2seq", "suite glove", "d3"),
-        run("t1", "seq2set", "suite paper", "d4", start="s1"),
+        run("s2", "seq2seq", "suite glove: embeddings=glove50", "d3"),
+        run("t1", "seq2set", "suite paper: init_from=<model of another run>", "d4", start="s1"),
+        run("t2", "seq2set", "suite glove: embeddings=glove50", "d7"),  # no start tag: paired by its name
         run("m1", "seq2seq-minilm", "suite glove", "d5"),
         run("m2", "seq2set-minilm", "suite glove", "d6", start="m1"),
         run("other-task", "br", "defaults", "d0"),
     ])
     records[-1].task = "reuters-shuffled"
     pairs = comparison_pairs(records, "reuters")
-    s1, s2 = "seq2seq [suite paper]", "seq2seq [suite glove]"
-    assert pairs[:6] == [(r, "br") for r in ("xml-cnn", s2, s1, "seq2set", "seq2seq-minilm", "seq2set-minilm")]
-    assert pairs[6:] == [
-        (s1, s2), ("seq2set", s2), ("seq2seq-minilm", s2), ("seq2set-minilm", s2),
-        (s2, s1), ("seq2set", s1), ("seq2seq-minilm", s1), ("seq2set-minilm", s1),
-        ("seq2set-minilm", "seq2seq-minilm"),  # started from that row's model; seq2set's start row is listed already
-    ]
+    rows = ("xml-cnn", "seq2seq", "seq2seq+glove50", "seq2set", "seq2set+glove50", "seq2seq-minilm", "seq2set-minilm")
+    assert pairs[:7] == [(r, "br") for r in rows]
+    assert pairs[7:] == [("seq2set", "seq2seq"), ("seq2set+glove50", "seq2seq+glove50"),
+                         ("seq2set-minilm", "seq2seq-minilm")]

@@ -45,6 +45,33 @@ def store(tmp_path_factory):
     return tracker, out
 
 
+@pytest.fixture(scope="module")
+def own_store(store, tmp_path_factory):
+    """A second, independent dataset (an own-data folder) with br runs (seeds 0-2) in the same store, and its
+    report bundle: (the folder's task name, the bundle)."""
+    import json
+
+    from mlbench.data.files import canonical_task_name
+    from mlbench.data.tasks import get_task
+    from mlbench.registry import get_method
+    from mlbench.runs.runner import run_once
+
+    tracker, _ = store
+    root = tmp_path_factory.mktemp("own")
+    source = get_task("synthetic")
+    for part, split in (("train", source.train), ("test", source.test)):
+        rows = [{"text": text, "labels": [source.labels[j] for j in split.Y[i].indices]}
+                for i, text in enumerate(split.texts)]
+        (root / f"{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    name = canonical_task_name(str(root))
+    task = get_task(name)
+    for seed in (0, 1, 2):
+        run_once(get_method("br"), task, {}, seed, "cpu", tracker, preset="small", progress=False)
+    out = root / "report"
+    write_report(tracker, out, name, command="mlbench report --task own", n_resamples=50)
+    return name, out
+
+
 def test_report_rerenders_byte_for_byte_from_the_bundle(store, tmp_path):
     _, out = store
     copy = tmp_path / "copy"
@@ -54,6 +81,8 @@ def test_report_rerenders_byte_for_byte_from_the_bundle(store, tmp_path):
     assert (copy / "README.md").read_bytes() == (out / "README.md").read_bytes()
     for fig in ("figure1_trim.png", "figure2_hf_lf.png"):
         assert (copy / fig).read_bytes() == (out / fig).read_bytes()
+    for table in (out / "tables").iterdir():  # every table's CSV and LaTeX too
+        assert (copy / "tables" / table.name).read_bytes() == table.read_bytes(), table.name
     # the command line does the same into another folder
     from mlbench.cli.main import main
 
@@ -65,8 +94,8 @@ def test_report_rerenders_byte_for_byte_from_the_bundle(store, tmp_path):
 def test_rows_are_configurations_and_runs_csv_holds_the_identity(store):
     _, out = store
     text = (out / "README.md").read_text()
-    assert "| br [defaults] | 3 |" in text and "| br [--param C=10] | 1 |" in text
-    assert "| pcc | 2 |" in text  # one configuration of pcc: the row is the method
+    assert "| br | 3 |" in text and "| br+C=10 | 1 |" in text  # short labels: the defaults are the method's name
+    assert "| pcc+beam_width=3 | 2 |" in text
     rows = list(csv.DictReader(open(out / "runs.csv")))
     assert len(rows) == 3 + 3 + 1 + 2
     for row in rows:
@@ -76,7 +105,9 @@ def test_rows_are_configurations_and_runs_csv_holds_the_identity(store):
     assert len(br_digests) == 2
     assert len({r["code_digest"] for r in rows if r["method"] == "br"}) == 1
     # Figure 1: br defaults at k = 0 and k = 2 over the same seeds; the C=10 run (one k only) is left out
-    assert "`br [defaults]`: seeds 0, 1, 2, preset small, defaults" in text
+    assert "| br | 0, 1, 2 |" in text  # Figure 1's table: the row's seeds at every k
+    for name in ("table1", "legend_synthetic", "figure1_trim", "hf_lf", "bootstrap", "provenance"):
+        assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.tex").is_file(), name
     assert "Micro-F1 by the labels' number of training documents" in text and "test pos.)" in text
 
 
@@ -181,7 +212,7 @@ def test_merge_adds_an_earlier_bundles_runs_and_the_store_supersedes_its_cells(s
         assert r["predictions"] and (earlier / r["predictions"]).is_file()
     assert check_bundle_metrics(earlier) >= len(rows) * 11
     text = (earlier / "README.md").read_text()
-    assert "| br | 3 |" in text and "| pcc | 1 |" in text  # one configuration each: rows are the methods
+    assert "| br | 3 |" in text and "| pcc+beam_width=2 | 1 |" in text
     copy = tmp_path / "copy"
     shutil.copytree(earlier, copy)
     render_report(copy)
@@ -224,50 +255,62 @@ def test_merge_refuses_what_would_lose_runs_and_leaves_the_folder_as_it_was(stor
     unchanged()
 
 
-def test_cross_task_report_reads_a_bundle_with_configurations_as_rows(store, tmp_path, monkeypatch):
-    """`report --tasks ... --merge DIR` ranks from committed evidence alone: an empty store, the bundle's
-    runs.csv; each configuration is its own row."""
+def test_cross_task_report_reads_bundles_with_configurations_as_rows(store, own_store, tmp_path, monkeypatch):
+    """`report --tasks ... --merge DIR` ranks from committed evidence alone (an empty store, the bundles'
+    runs.csv and predictions); each configuration is its own row; the comparison is a bundle of its own that
+    renders the same bytes with `--from`."""
     from mlbench.cli.main import main
 
     _, out = store
+    own, own_out = own_store
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'empty.db'}"
-    assert main(["report", "--tasks", "synthetic,synthetic-trim2", "--merge", str(out), "--out", "across",
-                 "--tracking-uri", uri]) == 0
+    assert main(["report", "--tasks", f"synthetic,{own}", "--merge", str(out), "--merge", str(own_out),
+                 "--out", "across", "--tracking-uri", uri]) == 0
     text = (tmp_path / "across" / "README.md").read_text()
     rows = [r for r in csv.DictReader(open(out / "runs.csv")) if r["method"] == "br" and r["config_label"] == "defaults"]
-    mean = {t: np.mean([float(r["test_micro_f1"]) for r in rows if r["task"] == t]) for t in ("synthetic", "synthetic-trim2")}
-    assert f"| br [defaults] | {mean['synthetic']:.4f} | {mean['synthetic-trim2']:.4f} |" in text
-    assert "br [--param C=10] (missing synthetic-trim2)" in text and "pcc (missing synthetic-trim2)" in text
+    own_rows = list(csv.DictReader(open(own_out / "runs.csv")))
+    mean = (np.mean([float(r["test_micro_f1"]) for r in rows if r["task"] == "synthetic"]),
+            np.mean([float(r["test_micro_f1"]) for r in own_rows]))
+    assert f"| br | {mean[0]:.3f} | {mean[1]:.3f} |" in text.replace("**", "")
+    assert "br+C=10 (missing" in text and "pcc+beam_width=3 (missing" in text
+    assert "| pcc | " in text and "| no run |" in text  # the cells without a run, and why
     assert f"--merge {out}" in text  # the regenerate line names the evidence it read
+    across = tmp_path / "across"
+    assert check_bundle_metrics(across) >= 6 * 11  # the comparison's own bundle recomputes from predictions
+    copy = tmp_path / "copy"
+    shutil.copytree(across, copy)
+    assert main(["report", "--from", str(copy)]) == 0
+    for f in [across / "README.md", across / "cd_diagram.png", *(across / "tables").iterdir()]:
+        assert (copy / f.relative_to(across)).read_bytes() == f.read_bytes(), f.name
 
 
-def test_committed_reuters_family_report_rerenders_from_the_reuters_bundle(tmp_path, monkeypatch):
+def test_a_comparison_across_variants_of_one_dataset_is_refused(store, tmp_path, capsys):
+    """Friedman, Nemenyi and Wilcoxon across tasks assume independent datasets: a trimmed copy is not one."""
     from mlbench.cli.main import main
 
-    family = REPO / "reports" / "reuters-family"
-    note = family.joinpath("README.md").read_text().split("```bash\n")[1].split("\n```")[0]
-    tasks = note.split("--tasks ")[1].split()[0]
-    monkeypatch.chdir(tmp_path)
-    assert main(["report", "--tasks", tasks, "--merge", str(COMMITTED), "--out", "fam", "--command-note", note,
-                 "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 0
-    for name in ("README.md", "scores.csv", "ranks.csv", "statistics.csv"):
-        assert (tmp_path / "fam" / name).read_text() == (family / name).read_text(), name
+    _, out = store
+    assert main(["report", "--tasks", "synthetic,synthetic-trim2", "--merge", str(out), "--out",
+                 str(tmp_path / "x"), "--tracking-uri", f"sqlite:///{tmp_path / 'e.db'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "variants of one dataset (synthetic)" in err[0]
+    assert not (tmp_path / "x").exists()
 
 
-def test_cross_task_merge_refuses_runs_of_another_split(store, tmp_path, monkeypatch, capsys):
+def test_cross_task_merge_refuses_runs_of_another_split(store, own_store, tmp_path, monkeypatch, capsys):
     """A bundle's runs carry no start time: with store runs on another split of the same task the newest split
     cannot be told, so the comparison stops with one error line instead of picking one."""
     from mlbench.cli.main import main
 
     _, out = store
+    own, _ = own_store
     monkeypatch.chdir(tmp_path)
     tracker = Tracker(f"sqlite:///{tmp_path / 'other.db'}", artifact_dir=tmp_path / "art")
     run = tracker.start_run(tracker.experiment_id("synthetic"), "a-synthetic",
                             {"method": "a", "task": "synthetic", "seed": 0, "fingerprint": "another-split"})
     tracker.log_metrics(run, {"test_micro_f1": 0.5})
     tracker.end_run(run)
-    assert main(["report", "--tasks", "synthetic,synthetic-trim2", "--merge", str(out), "--out", "across",
+    assert main(["report", "--tasks", f"synthetic,{own}", "--merge", str(out), "--out", "across",
                  "--tracking-uri", tracker.tracking_uri]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "task synthetic" in err[0] and "another-split" in err[0]
@@ -281,3 +324,16 @@ def test_merged_records_reads_metrics_alone_without_copying_predictions():
     rows = [r for r in csv.DictReader(open(COMMITTED / "runs.csv")) if r["task"] in ("reuters", "reuters-trim30")]
     assert len(records) == len(rows) and set(copied) == {r["run_id"] for r in rows}
     assert all(v is None for v in copied.values())
+
+
+def test_a_task_name_is_a_plain_file_name_under_tasks():
+    """Built-in task names name their labels' file as before; a path task (``./data``, ``/abs/data``) gets a
+    plain name inside tasks/ (it used to be joined as a path: an absolute one wrote outside the bundle)."""
+    from mlbench.reports.bundle_input import PLAIN_TASK, task_file_name
+
+    for task in ("reuters", "reuters-trim10-shuffled", "rcv1", "synthetic-trim2"):
+        assert task_file_name(task) == f"{task}.npz"
+    names = {task_file_name(t) for t in ("./data", "/abs/data", "../data", "data/", "./a b/c.jsonl", "x" * 500)}
+    assert len(names) == 6
+    for name in names:
+        assert PLAIN_TASK.fullmatch(name[:-4]) and "/" not in name and not name.startswith(".") and len(name) < 100

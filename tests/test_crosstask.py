@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 import pytest
 
-from mlbench.reports.crosstask import (
-    cliques, nemenyi_critical_difference, summarise_across_tasks, write_cross_task_report,
-)
+from mlbench.reports.across_tasks import write_cross_task_report
+from mlbench.reports.crosstask import cliques, nemenyi_critical_difference, summarise_across_tasks
 from mlbench.reports.records import RunRecord
 
 # Demšar (2006), Table 6: AUC of C4.5 and three variants on 14 data sets. The paper ranks voting's two
@@ -29,7 +29,8 @@ def _records(rows=AUC, methods=METHODS, metric="micro_f1"):
     out = []
     for t, row in zip(TASKS, rows):
         for m, v in zip(methods, row):
-            out.append(RunRecord(f"{m}-{t}", m, t, 0, "fp", {metric: v}, {}, "", 0))
+            run_id = hashlib.md5(f"{m}-{t}".encode()).hexdigest()  # a bundle takes only 32-hex run ids
+            out.append(RunRecord(run_id, m, t, 0, "fp", {metric: v}, {}, "", 0))
     return out
 
 
@@ -86,20 +87,30 @@ def test_seeds_are_averaged_and_older_fingerprints_ignored():
 
 
 def test_report_writes_tables_exports_and_a_diagram(tmp_path):
-    readme = write_cross_task_report(_records(), TASKS, tmp_path, command="mlbench report --tasks ...")
+    readme = write_cross_task_report(None, _records(), TASKS, tmp_path, command="mlbench report --tasks ...")
     text = readme.read_text()
-    assert "| c45+m+cf | 1.0000 | 4.0000 |" not in text  # scores table holds scores, not ranks
-    assert "| c45+m+cf | 0.7980 |" in text and "Nemenyi CD (alpha=0.05) | 1.2536" in text
-    for name in ("scores", "ranks", "statistics"):
-        assert (tmp_path / f"{name}.csv").read_text().count("\n") >= 3
-        assert "\\begin{tabular}" in (tmp_path / f"{name}.tex").read_text()
-    assert "mean rank" in (tmp_path / "ranks.csv").read_text().splitlines()[0]
+    scores = text[text.index("### Test micro-F1"):text.index("### Ranks")]
+    assert "| c45+m+cf | **0.798** |" in scores and "| c45+m+cf | 1.0 |" not in scores  # scores, not ranks
+    assert "| c45+m+cf | 1.0 | 4.0 |" in text[text.index("### Ranks"):]
+    assert "| Nemenyi CD (alpha=0.05) | 1.254 |" in text
+    for name in ("scores_micro_f1", "ranks_micro_f1", "friedman_micro_f1", "mean_ranks"):
+        assert (tmp_path / "tables" / f"{name}.csv").read_text().count("\n") >= 3
+        assert "\\begin{tabular}" in (tmp_path / "tables" / f"{name}.tex").read_text()
+    assert "mean rank" in (tmp_path / "tables" / "ranks_micro_f1.csv").read_text().splitlines()[0]
     png = tmp_path / "cd_diagram.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(png)
     assert pixels.shape[1] > 800 and (pixels[..., :3] < 0.5).mean() > 0.005  # some ink on the canvas
+    # the bundle renders the same bytes, README and every table, with no store
+    copy = tmp_path / "copy"
+    from mlbench.reports.page import render_report
+
+    render_report(tmp_path, copy)
+    assert (copy / "README.md").read_bytes() == readme.read_bytes()
+    for f in (tmp_path / "tables").iterdir():
+        assert (copy / "tables" / f.name).read_bytes() == f.read_bytes(), f.name
 
 
 def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
@@ -119,7 +130,7 @@ def test_cli_report_across_tasks_reads_the_store(tmp_path, monkeypatch, capsys):
     uri = tracker.tracking_uri
     assert main(["report", "--tasks", "t1,t2,t3", "--out", "summary", "--tracking-uri", uri]) == 0
     text = (tmp_path / "summary" / "README.md").read_text()
-    assert "| a | 1.33 | " not in text and "| a | 1.00 | 2.00 | 1.00 | 1.33 |" in text
+    assert "| a | 1.33 | " not in text and "| a | 1.0 | 2.0 | 1.0 | **1.33** |" in text
     assert (tmp_path / "summary" / "cd_diagram.png").exists()
     assert main(["report", "--tasks", "t1", "--tracking-uri", uri]) == 2
     assert main(["report", "--tracking-uri", uri]) == 2
@@ -139,10 +150,10 @@ def test_configurations_of_one_method_are_separate_rows_never_averaged():
         rec("4", "b", "t1", 0.60, "d3", "defaults"), rec("5", "b", "t2", 0.75, "d3", "defaults"),
     ])
     s = summarise_across_tasks(recs, ["t1", "t2"])
-    assert sorted(s.methods) == ["a [defaults]", "b"]
+    assert sorted(s.methods) == ["a", "b"]  # a's defaults keep the method's name; C=10 gets a short label
     scores = dict(zip(s.methods, s.scores.tolist()))
-    assert scores["a [defaults]"] == [pytest.approx(0.80), pytest.approx(0.70)]
-    assert s.left_out == {"a [--param C=10]": ["t2"]}
+    assert scores["a"] == [pytest.approx(0.80), pytest.approx(0.70)]
+    assert s.left_out == {"a+C=10": ["t2"]}
 
 
 def test_cd_diagram_names_clear_of_clique_bars_and_rank_lines():

@@ -11,9 +11,9 @@ LONG = "seq2set [suite reuters-trim-neural: epochs=40 init_from=<model of anothe
 
 
 def test_figure1_draws_the_gap_panel_for_a_labelled_reference_row(tmp_path):
-    # the seq2seq row carries its configuration in its name, as in a report with several seq2seq configurations
+    # the seq2seq row carries its configuration in its label, as in a report with several seq2seq configurations
     two = tmp_path / "two.png"
-    figure1({"br": PTS, "seq2seq [suite reuters-trim-neural: epochs=40]": PTS, LONG: PTS}, two)
+    figure1({"br": PTS, "seq2seq+epochs=40@reuters-trim-neural": PTS, LONG: PTS}, two)
     one = tmp_path / "one.png"
     figure1({"br": PTS, LONG: PTS}, one)  # no seq2seq row: one panel
     assert mpimg.imread(two).shape[1] > 1.6 * mpimg.imread(one).shape[1]

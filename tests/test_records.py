@@ -16,9 +16,16 @@ def rec(method, task, seed, f1, digest="d1", label="defaults"):
 def test_a_method_in_one_configuration_is_its_own_row_and_several_are_labelled():
     records = label_rows([rec("br", "t", 0, 0.8), rec("pcc", "t", 0, 0.8, "a", "suite x"),
                           rec("pcc", "t", 0, 0.7, "b", "--param beam_width=1")])
-    assert [r.row_name for r in records] == ["br", "pcc [suite x]", "pcc [--param beam_width=1]"]
+    # a row is the configuration's short label: the method, then the parameters it overrides
+    assert [r.row_name for r in records] == ["br", "pcc", "pcc+beam_width=1"]
+    # one label in two configurations: told apart by their suites where they differ, else by digest
     same = label_rows([rec("br", "t", 0, 0.8, "aaaaaaaa1", "suite s"), rec("br", "t", 0, 0.7, "bbbbbbbb2", "suite s")])
-    assert [r.row_name for r in same] == ["br [suite s, aaaaaaaa]", "br [suite s, bbbbbbbb]"]
+    assert [r.row_name for r in same] == ["br#aaaaaaaa", "br#bbbbbbbb"]
+    suites = label_rows([rec("br", "t", 0, 0.8, "aaaaaaaa1", "suite s"), rec("br", "t", 0, 0.7, "bbbbbbbb2", "suite u")])
+    assert [r.row_name for r in suites] == ["br@s", "br@u"]
+    # runs logged without a configuration digest: one row per method, never one row for all of them
+    legacy = label_rows([rec("br", "t", 0, 0.8, ""), rec("pcc", "t", 0, 0.7, "")])
+    assert [r.row_name for r in legacy] == ["br", "pcc"]
 
 
 def test_summarise_is_mean_std_and_count_per_row():

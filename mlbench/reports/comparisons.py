@@ -11,14 +11,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlbench.reports.records import RunRecord, _fmt, _method_key
+from mlbench.reports.records import RunRecord, _method_key, row_method
+from mlbench.reports.table_files import Cell, Table, number
 
 #: Training-count bins of the per-bin table under Figure 2: [low, high) training documents per label.
 FREQUENCY_BINS = ((1, 5), (5, 20), (20, 100), (100, None))
 
 
-def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -> str:
-    """Markdown: micro-F1 of every row on the labels of each training-count bin (seed mean), with each bin's support.
+def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -> Table | None:
+    """Micro-F1 of every row on the labels of each training-count bin (seed mean), with each bin's support.
 
     Computed from the bundle's predictions, so it needs no logged metric: the
     rarest labels of a small corpus (one training document each) show as their
@@ -34,9 +35,10 @@ def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -
         if cols.size:
             bins.append((f"{low}-{high - 1}" if high else f"{low}+", cols))
     if not bins:
-        return ""
-    head = "| method | " + " | ".join(f"{name} ({len(c)} labels, {int(positives[c].sum())} test pos.)" for name, c in bins) + " |"
-    lines = [head, "|---|" + "---|" * len(bins)]
+        return None
+    t = Table("frequency_bins", ["method", *(f"{name} ({len(c)} labels, {int(positives[c].sum())} test pos.)"
+                                              for name, c in bins)],
+              caption="Micro-F1 by the labels' number of training documents (test)")
     by_row: dict[str, list[RunRecord]] = {}
     for r in records:
         if r.task == truth.task and r.fingerprint == truth.fingerprint:
@@ -46,58 +48,64 @@ def frequency_bin_table(bundle: Any, records: Sequence[RunRecord], truth: Any) -
         preds = [p[0] for p in preds if p is not None]
         if not preds:
             continue
-        cells = []
+        cells: list[Cell] = [Cell(text=row)]
         for _, cols in bins:
             vals = np.array([micro_precision_recall_f1(truth.Y[:, cols], p[:, cols])[2] for p in preds])
-            cells.append(_fmt(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals), 3))
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cells.append(number(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals)))
+        t.rows.append(cells)
+    return t if t.rows else None
 
 
-#: The methods whose rows every other row is measured against (the paper's two baselines of Tables 1-2).
-REFERENCE_METHODS = ("br", "seq2seq")
-#: Rows of these method families are also measured against every seq2seq row (the paper's Seq2Set question).
-SEQUENCE_FAMILIES = ("seq2seq", "seq2set")
+#: The row every other row is measured against: the paper's first baseline.
+REFERENCE_METHOD = "br"
+#: Rows of this method family are measured against the Seq2Seq row they started from (the paper's question).
+SEQ2SET_FAMILY = "seq2set"
+
+
+def seq2seq_sources(records: Sequence[RunRecord], task: str) -> dict[str, str]:
+    """Each Seq2Set-family row on ``task`` -> its own Seq2Seq row: the row of the runs its RL phase started
+    from (tag ``mlbench.init_from_run``), else the row named alike with ``seq2seq`` for ``seq2set``
+    (``seq2set+glove50`` -> ``seq2seq+glove50``, ``seq2set-minilm`` -> ``seq2seq-minilm``)."""
+    on_task = [r for r in records if r.task == task]
+    rows = {r.row_name for r in on_task}
+    row_of_run = {r.run_id: r.row_name for r in records}
+    out: dict[str, str] = {}
+    for row in sorted(rows, key=_method_key):
+        if not row_method(row).startswith(SEQ2SET_FAMILY):
+            continue
+        starts = {row_of_run.get(r.tags.get("mlbench.init_from_run", "")) for r in on_task if r.row_name == row}
+        starts.discard(None)
+        twin = "seq2seq" + row[len("seq2set"):]
+        if len(starts) == 1:
+            out[row] = starts.pop()  # type: ignore[assignment]
+        elif twin in rows:
+            out[row] = twin
+    return out
+
+
+def reference_row(records: Sequence[RunRecord], task: str) -> str | None:
+    """The BR row of ``task`` (the one with BR's defaults when several configurations ran)."""
+    rows = sorted({r.row_name for r in records if r.task == task and r.method == REFERENCE_METHOD}, key=len)
+    return rows[0] if rows else None
 
 
 def comparison_pairs(records: Sequence[RunRecord], task: str) -> list[tuple[str, str]]:
-    """``(row, reference row)`` pairs of the report's comparisons on ``task``, in table order.
-
-    Every row against each ``br`` row; every row of the seq2seq/seq2set
-    families (``seq2set``, ``seq2seq-minilm``, ...) against each ``seq2seq``
-    row, so a method with several configurations keeps all its comparisons;
-    and each row whose runs started from other runs' saved models (tag
-    ``mlbench.init_from_run``) against the row of those start runs: what the
-    second phase added to the model it started from.
-    """
-    on_task = [r for r in records if r.task == task]
-    rows = sorted({r.row_name for r in on_task}, key=_method_key)
-    method_of = {r.row_name: r.method for r in on_task}
+    """``(row, reference row)`` pairs of the report's one comparison table on ``task``, in table order:
+    every row against the BR row (:func:`reference_row`), then each Seq2Set-family row against its own
+    Seq2Seq source (:func:`seq2seq_sources`)."""
+    rows = sorted({r.row_name for r in records if r.task == task}, key=_method_key)
     pairs: list[tuple[str, str]] = []
-
-    def add(row: str, ref: str) -> None:
-        if row != ref and (row, ref) not in pairs:
-            pairs.append((row, ref))
-
-    for ref in (x for x in rows if method_of[x] == REFERENCE_METHODS[0]):
-        for row in rows:
-            add(row, ref)
-    for ref in (x for x in rows if method_of[x] == REFERENCE_METHODS[1]):
-        for row in rows:
-            if method_of[row].split("-")[0] in SEQUENCE_FAMILIES:
-                add(row, ref)
-    row_of_run = {r.run_id: r.row_name for r in records}
-    for row in rows:
-        starts = {row_of_run.get(r.tags.get("mlbench.init_from_run", "")) for r in on_task if r.row_name == row}
-        for start in sorted(x for x in starts if x is not None):
-            add(row, start)
+    ref = reference_row(records, task)
+    if ref is not None:
+        pairs += [(row, ref) for row in rows if row != ref]
+    pairs += [(row, source) for row, source in seq2seq_sources(records, task).items() if source != row]
     return pairs
 
 
 def bootstrap_table(
     bundle: Any, records: Sequence[RunRecord], truth: Any, pairs: Sequence[tuple[str, str]],
-    n_resamples: int = 1000,
-) -> str:
+    n_resamples: int = 1000, spread: dict[str, float] | None = None,
+) -> Table | None:
     """Paired bootstrap of each ``(row, reference row)`` pair over the seeds both ran.
 
     With several seeds, each side's metric is its mean over those seeds (the
@@ -115,10 +123,11 @@ def bootstrap_table(
             preds[key] = None if loaded is None else loaded[0]  # a run logged without predictions is left out
         return preds[key]
 
-    lines = [
-        "| method | vs | seeds | Δ micro-F1 [95% CI] | Δ 0/1 loss [95% CI] |",
-        "|---|---|---|---|---|",
-    ]
+    columns = ["method", "vs", "seeds", "Δ micro-F1", "micro-F1 95% CI", "Δ 0/1 loss", "0/1 loss 95% CI"]
+    if spread:
+        columns.append("|Δ micro-F1| vs rerun spread")
+    t = Table("bootstrap", columns,
+              caption="Paired bootstrap: each row against BR, and each Seq2Set row against its own Seq2Seq source")
     for m, ref in pairs:
         seeds = [
             s for s in sorted(s for (mm, s) in runs if mm == m and (ref, s) in runs)
@@ -129,9 +138,15 @@ def bootstrap_table(
         pa, pb = [pred((m, s)) for s in seeds], [pred((ref, s)) for s in seeds]
         res = paired_bootstrap(truth.Y, pa, pb, n_resamples=n_resamples, seed=seeds[0])
         f1, zo = res["micro_f1"], res["subset_01_loss"]
-        star = lambda r: "*" if r.significant else ""  # noqa: E731
-        lines.append(
-            f"| {m} | {ref} | {', '.join(map(str, seeds))} | {f1.diff:+.4f} [{f1.low:+.4f}, {f1.high:+.4f}]{star(f1)} | "
-            f"{zo.diff:+.4f} [{zo.low:+.4f}, {zo.high:+.4f}]{star(zo)} |"
-        )
-    return "\n".join(lines) if len(lines) > 2 else ""
+        cells: list[Cell | str] = [
+            m, ref, ", ".join(map(str, seeds)),
+            number(f1.diff, digits=4, signed=True, suffix="*" if f1.significant else ""),
+            f"[{f1.low:+.4f}, {f1.high:+.4f}]",
+            number(zo.diff, digits=4, signed=True, suffix="*" if zo.significant else ""),
+            f"[{zo.low:+.4f}, {zo.high:+.4f}]"]
+        if spread:
+            known = [spread[x] for x in (m, ref) if x in spread]
+            cells.append(("inside" if abs(f1.diff) <= max(known) else "outside") + f" ({max(known):.4f})"
+                         if known else "–")
+        t.add(*cells)
+    return t if t.rows else None

@@ -40,6 +40,7 @@ class CrossTaskSummary:
     methods: list[str]  # ordered by mean rank, best first
     tasks: list[str]
     scores: np.ndarray  # methods x tasks, mean over seeds
+    stds: np.ndarray  # methods x tasks, sample std over seeds (0 for one seed)
     seeds: np.ndarray  # methods x tasks, number of seeds behind each mean
     ranks: np.ndarray  # methods x tasks, 1 = best
     mean_ranks: np.ndarray
@@ -56,8 +57,9 @@ class CrossTaskSummary:
         return len(self.tasks)
 
 
-def score_matrix(records: Sequence[Any], tasks: Sequence[str], metric: str) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
-    """(rows, scores, seed counts, left out) over the report rows with a ``metric`` on every task.
+def score_matrix(records: Sequence[Any], tasks: Sequence[str],
+                 metric: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(rows, scores, their stds over seeds, seed counts, left out) over the report rows with a ``metric`` on every task.
 
     A row is one method in one configuration (``RunRecord.row_name``, as in the one-task report): runs of
     the same method with other settings are another row, never averaged in. Per task only the runs of its
@@ -77,8 +79,10 @@ def score_matrix(records: Sequence[Any], tasks: Sequence[str], metric: str) -> t
     left_out = {m: ts for m, ts in left_out.items() if ts}
     methods = [m for m in all_methods if m not in left_out]
     scores = np.array([[np.mean(values[(m, t)]) for t in tasks] for m in methods], dtype=float).reshape(len(methods), len(tasks))
+    stds = np.array([[np.std(values[(m, t)], ddof=1) if len(values[(m, t)]) > 1 else 0.0 for t in tasks]
+                     for m in methods], dtype=float).reshape(len(methods), len(tasks))
     seeds = np.array([[len(values[(m, t)]) for t in tasks] for m in methods], dtype=int).reshape(len(methods), len(tasks))
-    return methods, scores, seeds, left_out
+    return methods, scores, stds, seeds, left_out
 
 
 def _some(names: Sequence[str], most: int = 4) -> str:
@@ -108,7 +112,7 @@ def summarise_across_tasks(
     from scipy.stats import friedmanchisquare
 
     tasks = list(tasks)
-    methods, scores, seeds, left_out = score_matrix(records, tasks, metric)
+    methods, scores, stds, seeds, left_out = score_matrix(records, tasks, metric)
     if not methods:
         raise MlbenchError(f"no method has a finished run with test {metric} on every task of {', '.join(tasks)}"
                            + (f" (rows with some of them: {_some(sorted(left_out))})" if left_out else "")
@@ -122,6 +126,7 @@ def summarise_across_tasks(
         methods=[methods[i] for i in order],
         tasks=tasks,
         scores=scores[order],
+        stds=stds[order],
         seeds=seeds[order],
         ranks=ranks[order],
         mean_ranks=mean_ranks[order],
@@ -144,6 +149,69 @@ def summarise_across_tasks(
     if k >= 2 and n >= 1:
         s.critical_difference = nemenyi_critical_difference(k, n, alpha)
     return s
+
+
+@dataclass
+class PairedTest:
+    """A Wilcoxon signed-rank test of two rows over the tasks both ran (Demšar 2006's test for one pair)."""
+
+    row: str
+    reference: str
+    tasks: int
+    wins: int  # tasks where ``row`` is better than ``reference``
+    ties: int
+    losses: int
+    median_difference: float  # of row minus reference (oriented: positive is better)
+    statistic: float
+    p_value: float
+    p_holm: float = float("nan")  # adjusted over the family of tests it was run with (Holm 1979)
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm < 0.05
+
+
+def wilcoxon_pairs(records: Sequence[Any], tasks: Sequence[str], pairs: Sequence[tuple[str, str]],
+                   metric: str = "micro_f1") -> list[PairedTest]:
+    """Wilcoxon signed-rank tests (``scipy.stats.wilcoxon``, two-sided, zero differences split as its "zsplit"
+    does) of each ``(row, reference)`` pair over the tasks both ran, the p-values Holm-adjusted as one family.
+    A pair with fewer than five tasks in common is left out (the test cannot reach 0.05 with fewer)."""
+    from scipy.stats import wilcoxon
+
+    means: dict[tuple[str, str], float] = {}
+    values: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.task in tasks and metric in r.metrics:
+            values.setdefault((r.row_name, r.task), []).append(float(r.metrics[metric]))
+    means = {k: float(np.mean(v)) for k, v in values.items()}
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    out: list[PairedTest] = []
+    for row, ref in pairs:
+        common = [t for t in tasks if (row, t) in means and (ref, t) in means]
+        if len(common) < 5:
+            continue
+        diff = np.array([sign * (means[(row, t)] - means[(ref, t)]) for t in common])
+        if np.allclose(diff, 0.0):
+            stat, p = 0.0, 1.0
+        else:
+            res = wilcoxon(diff, zero_method="zsplit", alternative="two-sided")
+            stat, p = float(res.statistic), float(res.pvalue)
+        out.append(PairedTest(row, ref, len(common), int((diff > 0).sum()), int((diff == 0).sum()),
+                              int((diff < 0).sum()), float(np.median(diff)), stat, p))
+    for test, adjusted in zip(out, holm([t.p_value for t in out])):
+        test.p_holm = adjusted
+    return out
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (monotone, capped at 1). Written here: six lines
+    against a statsmodels dependency for one function."""
+    order = np.argsort(p_values, kind="stable")
+    m, adjusted, running = len(p_values), [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
 
 
 def cliques(mean_ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
@@ -177,7 +245,10 @@ def cd_figure(summary: CrossTaskSummary) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mlbench.reports.figures import row_styles
+
     k = len(summary.methods)
+    styles = row_styles(summary.methods)  # each method's colour, as in every other figure
     lo, hi = 1, max(k, 2)
     half = (k + 1) // 2
     bars = cliques(summary.mean_ranks, summary.critical_difference) if np.isfinite(summary.critical_difference) else []
@@ -203,9 +274,10 @@ def cd_figure(summary: CrossTaskSummary) -> Any:
         row = i if left else k - 1 - i
         y = lowest_bar - 0.3 - 0.3 * row
         x_end = lo - 0.3 if left else hi + 0.3  # each label beyond its line's end, clear of the other lines
-        ax.plot([rank, rank, x_end], [0, y, y], color="0.3", lw=0.8)
+        colour = styles[name][0]
+        ax.plot([rank, rank, x_end], [0, y, y], color=colour, lw=1.0)
         ax.text(x_end + (-0.05 if left else 0.05), y, f"{name} ({rank:.2f})", ha="right" if left else "left",
-                va="center", fontsize=9)
+                va="center", fontsize=9, color=colour)
     for n, (a, b) in enumerate(bars):
         y = -0.15 - 0.1 * n
         ax.plot([summary.mean_ranks[a] - 0.03, summary.mean_ranks[b] + 0.03], [y, y], color="black", lw=3)
@@ -213,79 +285,3 @@ def cd_figure(summary: CrossTaskSummary) -> Any:
                  fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def tables(summary: CrossTaskSummary) -> dict[str, Any]:
-    """The summary's tables as pandas DataFrames: scores, ranks (with the mean), statistics."""
-    import pandas as pd
-
-    scores = pd.DataFrame(summary.scores, index=summary.methods, columns=summary.tasks)
-    scores.index.name = "method"
-    ranks = pd.DataFrame(summary.ranks, index=summary.methods, columns=summary.tasks)
-    ranks["mean rank"] = summary.mean_ranks
-    ranks.index.name = "method"
-    stats = pd.DataFrame(
-        [
-            ("methods (k)", len(summary.methods)),
-            ("tasks (N)", summary.n_tasks),
-            ("Friedman chi2 (tie-corrected)", summary.chi2),
-            ("Friedman p", summary.friedman_p),
-            ("Iman-Davenport F", summary.iman_davenport_f),
-            ("Iman-Davenport p", summary.iman_davenport_p),
-            (f"Nemenyi CD (alpha={summary.alpha})", summary.critical_difference),
-        ],
-        columns=["statistic", "value"],
-    ).set_index("statistic")
-    return {"scores": scores, "ranks": ranks, "statistics": stats}
-
-
-def _markdown(frame: Any, digits: int) -> str:
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join([str(frame.index.name or "")] + cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for idx, row in frame.iterrows():
-        cells = [f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v) for v in row.tolist()]
-        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
-    return "\n".join(lines)
-
-
-def write_cross_task_report(
-    records: Sequence[Any], tasks: Sequence[str], out_dir: Path, metric: str = "micro_f1",
-    alpha: float = 0.05, command: str = "",
-) -> Path:
-    """``out_dir/README.md`` with the tables, the CD diagram as PNG, and every table as CSV and LaTeX."""
-    summary = summarise_across_tasks(records, tasks, metric=metric, alpha=alpha)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frames = tables(summary)
-    for name, frame in frames.items():
-        frame.to_csv(out_dir / f"{name}.csv", float_format="%.6g")
-        (out_dir / f"{name}.tex").write_text(frame.to_latex(float_format="%.4f", escape=True))
-    cd_diagram(summary, out_dir / "cd_diagram.png")
-    direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-    parts = [f"# mlbench: {metric} across {summary.n_tasks} tasks", ""]
-    if command:
-        parts += ["Regenerate with:", "", "```bash", command, "```", ""]
-    parts += [
-        f"Test {metric} ({direction}), mean over the seeds each method ran (`scores.csv` / `.tex`); per task the "
-        "newest fingerprint's runs only.",
-        "",
-        _markdown(frames["scores"], 4),
-        "",
-        "## Ranks (1 = best; ties share the mean rank)",
-        "",
-        _markdown(frames["ranks"], 2),
-        "",
-        "## Friedman test and Nemenyi critical difference (Demšar 2006)",
-        "",
-        _markdown(frames["statistics"], 4),
-        "",
-        "![critical-difference diagram](cd_diagram.png)",
-        "",
-        "Methods joined by a bar do not differ significantly (their mean ranks are less than CD apart).",
-        "",
-    ]
-    if summary.left_out:
-        parts += ["Left out (no run on some task): "
-                  + "; ".join(f"{m} (missing {', '.join(ts)})" for m, ts in sorted(summary.left_out.items())), ""]
-    readme = out_dir / "README.md"
-    readme.write_text("\n".join(parts))
-    return readme

@@ -10,20 +10,20 @@ prediction-based sections (:mod:`mlbench.reports.comparisons`).
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from mlbench.api import MlbenchError
 from mlbench.reports.bundle import Bundle, export_bundle, merged_records
-from mlbench.reports.comparisons import REFERENCE_METHODS, bootstrap_table, comparison_pairs, frequency_bin_table
+from mlbench.reports.comparisons import bootstrap_table, comparison_pairs, frequency_bin_table, seq2seq_sources
 from mlbench.reports.figures import figure1, figure2
-from mlbench.reports.records import (_fmt, collect_runs, filter_config, label_rows, paired_summaries, summarise,
-                                     trim_seeds, trim_series)
-from mlbench.reports.tables import (configurations, fingerprints, hf_lf_support, paper_table1, provenance,
-                                    relative_gains, table1, table2)
+from mlbench.reports.records import (collect_runs, filter_config, label_rows, paired_summaries, stale_entries,
+                                     stale_note, stale_rows, summarise, trim_seeds, trim_series)
+from mlbench.reports.table_files import Cell, Table, number, write_tables
+from mlbench.reports.tables import (configurations, fingerprints, hf_lf_support, hf_lf_table, paper_table1,
+                                    provenance, table1, table2)
+from mlbench.reports.writing import install_fresh_bundle, write_by_rename
 
 
 def write_report(
@@ -44,7 +44,6 @@ def write_report(
     README and figures are always rendered from the bundle's files, so
     ``render_report(out_dir)`` (``mlbench report --from``) gives the same bytes.
     """
-    import logging
 
     def family(t: str) -> bool:
         return t == base_task or t.startswith(base_task + "-")
@@ -60,10 +59,8 @@ def write_report(
             raise MlbenchError(f"--merge {folder} holds a report of task {other!r}, not of {base_task!r}")
     in_place = any(m.resolve() == Path(out_dir).resolve() for m in merge)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # written beside the folder and moved in only once complete: a failure leaves the old bundle as it was
-    fresh = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.new-"))
-    try:
+
+    def export(fresh: Path) -> list[Any]:
         with tempfile.TemporaryDirectory() as scratch:
             store_records = collect_runs(tracker, tasks, config=config)
             records, copied = merged_records(store_records, merge, tasks, Path(scratch))
@@ -77,7 +74,8 @@ def write_report(
                                    + "".join(f" or {m}" for m in merge)
                                    + (f" with --config {config}" if config else "") + "; run `mlbench bench` first")
             meta = {"base_task": base_task, "command": command, "config": config or "all",
-                    "n_resamples": n_resamples, "tasks": sorted({r.task for r in selected})}
+                    "n_resamples": n_resamples, "tasks": sorted({r.task for r in selected}),
+                    "stale": stale_entries(selected)}
             _, dropped = export_bundle(tracker, selected, fresh, meta, data_dir=data_dir, copied_predictions=copied)
         merged_lost = [r for r in dropped if r.run_id in copied]
         if merged_lost:
@@ -86,32 +84,20 @@ def write_report(
                 f"{len(merged_lost)} run(s) of the merged folders were scored on another split than the task's "
                 f"current one (e.g. {r.run_id}, {r.method} on {r.task}, fingerprint {r.fingerprint}); "
                 "the report was not written")
-        for r in dropped:
-            logging.getLogger(__name__).warning("run %s (%s on %s) used another split (fingerprint %s): left out",
-                                                r.run_id, r.method, r.task, r.fingerprint)
-        _install_bundle(fresh, out_dir)
-    finally:
-        shutil.rmtree(fresh, ignore_errors=True)
+        return dropped
+
+    install_fresh_bundle(out_dir, export)
     return render_report(out_dir)
 
 
-def _install_bundle(fresh: Path, out_dir: Path) -> None:
-    """Move a complete bundle's files (runs.csv, bundle.json, predictions/, tasks/) over those of ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("predictions", "tasks"):
-        old = out_dir / name
-        if old.exists():
-            trash = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
-            old.rename(trash / name)
-            shutil.rmtree(trash, ignore_errors=True)
-        (fresh / name).rename(old)
-    for name in ("runs.csv", "bundle.json"):
-        os.replace(fresh / name, out_dir / name)
-
-
 def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
-    """Render ``README.md`` and its figures from a bundle folder alone (no store, no dataset)."""
+    """Render ``README.md``, its figures and its tables (``tables/*.csv``, ``.tex``) from a bundle folder alone
+    (no store, no dataset); a bundle of a comparison across tasks renders that report."""
     bundle = Bundle(bundle_dir)
+    if bundle.meta.get("kind") == "across-tasks":
+        from mlbench.reports.across_tasks import render_cross_task_report
+
+        return render_cross_task_report(bundle, Path(out_dir) if out_dir is not None else Path(bundle_dir))
     out_dir = Path(out_dir) if out_dir is not None else Path(bundle_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = bundle.meta
@@ -119,7 +105,11 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
     records = bundle.records()
     if not any(r.task == base_task for r in records):
         raise MlbenchError(f"bundle {bundle_dir} holds no run of task {base_task!r}")
+    truth = bundle.truth(base_task)  # every file read and checked before the first byte of the page is written
+    bundle.check_predictions()
+    stale = stale_rows(records, meta.get("stale", []))
     base = summarise(records, base_task)
+    tables: list[Table] = []
     parts = [f"# mlbench report: {base_task}", ""]
     if command:
         parts += ["Regenerate with:", "", "```bash", command, "```", ""]
@@ -127,104 +117,82 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
     parts += [
         "Every number below is read from the runs in this folder (`runs.csv`, `predictions/`, `tasks/`; "
         "`mlbench report --from` re-renders this page from them): mean ± sample std over seeds, best mean per "
-        "column in bold. A row is one method in one configuration"
-        + (f" (runs selected with `--config {config}`)" if config != "all" else "") + ".",
-        "",
-        f"## Table 1: all methods on `{base_task}` (test)",
-        "",
-        table1(base),
+        "column in bold. A row is one method in one configuration, named by its short label; the legend under "
+        "Table 1 gives each label's full configuration"
+        + (f" (runs selected with `--config {config}`)" if config != "all" else "")
+        + ". Every table is also in `tables/` as CSV and LaTeX.",
         "",
     ]
-    config_table, warnings = configurations(records, base_task)
-    parts += ["Configurations of the rows:", "", config_table, ""]
+    reruns = bundle.reruns()
+    spread = rerun_spread(records, reruns, base_task)
+    t1 = table1(base, stale=sorted(stale), timings=fit_timings(records, base_task), spread=spread)
+    tables.append(t1)
+    parts += [f"## Table 1: all methods on `{base_task}` (test)", "", t1.markdown(), ""]
+    notes = []
+    if any(c.suffix == " ‡" for row in t1.rows for c in row):
+        notes.append("‡ some seeds of the row reused a model fitted earlier in the same process (same data and "
+                     "settings; tag `mlbench.fit.reused_model`): their fit time is that earlier fit's.")
+    if spread:
+        settings = sorted({f"{x['rerun_threads']} torch thread(s), {x['rerun_cpu_capability'] or '?'}" for x in reruns})
+        notes.append(f"Rerun |Δ| micro-F1: the largest change of the row's test micro-F1 when its seed-0 run was "
+                     f"rerun under other execution settings ({'; '.join(settings)}; `reruns.csv`, written by "
+                     "`benchmarks/rerun_envelope.py`): a difference between two rows smaller than it is within "
+                     "what a rerun elsewhere may move.")
+    if stale:
+        notes.append(stale_note(stale, meta.get("stale", [])))
+    parts += [*notes, *([""] if notes else [])]
+    legend, warnings = configurations(records, base_task, stale=sorted(stale))
+    tables.append(legend)
+    parts += ["Legend of the rows:", "", legend.markdown(), ""]
     parts += [*(f"{w}" for w in warnings), *([""] if warnings else [])]
+    paper = paper_table1()
+    tables.append(paper)
     parts += [
         "For reference, the paper's figures on RCV1-V2 (a different, larger corpus; compare the ordering, not the values):",
         "",
-        paper_table1(),
+        paper.markdown(),
         "",
     ]
     shuffled_name = f"{base_task}-shuffled"
     if any(r.task == shuffled_name for r in records):
         paired_base, shuffled = paired_summaries(records, base_task, shuffled_name)
-        parts += [
-            f"## Table 2: `{base_task}` vs `{shuffled_name}`",
-            "",
-            "The change columns are relative to the base task (positive = worse for losses); both columns of a "
-            "method use the seeds it ran on the shuffled task. "
-            "Paper (RCV1-V2): Seq2Seq 0/1 loss +9.3%, Seq2Set +1.2%, BR unchanged.",
-            "",
-            table2(paired_base, shuffled),
-            "",
-        ]
+        parts += section(tables, f"Table 2: `{base_task}` vs `{shuffled_name}`", table2(paired_base, shuffled),
+                         "The change columns are relative to the base task (positive = worse for losses); both "
+                         "columns of a method use the seeds it ran on the shuffled task. "
+                         "Paper (RCV1-V2): Seq2Seq 0/1 loss +9.3%, Seq2Set +1.2%, BR unchanged.")
         _, shuffled_warnings = configurations(records, shuffled_name)
         parts += [*shuffled_warnings, *([""] if shuffled_warnings else [])]
     series = trim_series(records, base_task)
     if series:
-        figure1(series, out_dir / "figure1_trim.png")
+        write_by_rename(out_dir / "figure1_trim.png", lambda path: figure1(series, path))
         seeds = trim_seeds(records, base_task, list(series))
-        by_row = {r.row_name: r for r in records if r.task == base_task}
-        caption = "; ".join(
-            f"`{row}`: seeds {', '.join(map(str, seeds[row]))}, preset {by_row[row].tags.get('mlbench.preset', '?')}, "
-            f"{by_row[row].config_label}" for row in series
-        )
-        parts += [
-            "## Figure 1: removing the most frequent labels",
-            "",
-            "![Figure 1](figure1_trim.png)",
-            "",
-            "Each line is one configuration, every point (k = 0 is the untrimmed task) the mean over the same seeds: "
-            + caption + ".",
-            "",
-            "| method | " + " | ".join(f"k={k}" for k in sorted({k for p in series.values() for k, _, _ in p})) + " |",
-        ]
-        ks = sorted({k for p in series.values() for k, _, _ in p})
-        parts.append("|---|" + "---|" * len(ks))
-        for m, pts in series.items():
-            d = {k: (mean, std) for k, mean, std in pts}
-            parts.append(f"| {m} | " + " | ".join(_fmt(d[k][0], d[k][1], len(seeds[m]), 3) if k in d else "–" for k in ks) + " |")
-        parts.append("")
-    truth = bundle.truth(base_task)
+        parts += section(tables, "Figure 1: removing the most frequent labels", trim_table(series, seeds),
+                         "Each line is one configuration; every point (k = 0 is the untrimmed task) is the mean over "
+                         "the seeds the row ran at every k (the `seeds` column).", figure="figure1_trim.png")
     pairs = comparison_pairs(records, base_task)
+    sources = seq2seq_sources(records, base_task)
     if any("hf_micro_f1" in s for s in base.values()):
-        figure2(base, out_dir / "figure2_hf_lf.png")
-        parts += [
-            "## Figure 2: frequent (HF) vs infrequent (LF) labels",
-            "",
-            "![Figure 2](figure2_hf_lf.png)",
-            "",
-            "HF and LF are the 10% most and least frequent labels in training, among the labels with at least one "
-            "test positive (a label without one has no F1 to measure). " + hf_lf_support(truth),
-            "",
-            "| method | HF micro-F1 | LF micro-F1 | HF macro-F1 | LF macro-F1 |",
-            "|---|---|---|---|---|",
-        ]
-        for row, s in base.items():
-            cells = [_fmt(*s[k], 3) if k in s else "–" for k in ("hf_micro_f1", "lf_micro_f1", "hf_macro_f1", "lf_macro_f1")]
-            parts.append(f"| {row} | " + " | ".join(cells) + " |")
-        parts.append("")
-        bin_table = frequency_bin_table(bundle, records, truth)
-        if bin_table:
+        write_by_rename(out_dir / "figure2_hf_lf.png", lambda path: figure2(base, path))
+        parts += section(tables, "Figure 2: frequent (HF) vs infrequent (LF) labels", hf_lf_table(base, sources),
+                         "HF and LF are the 10% most and least frequent labels in training, among the labels with at "
+                         "least one test positive (a label without one has no F1 to measure). " + hf_lf_support(truth)
+                         + " The change columns give each Seq2Set row's relative change over the Seq2Seq row it "
+                         "started from.", figure="figure2_hf_lf.png")
+        bins = frequency_bin_table(bundle, records, truth)
+        if bins is not None:
+            tables.append(bins)
             parts += ["Micro-F1 by the labels' number of training documents (labels with a test positive; "
-                      "seed mean ± std):", "", bin_table, ""]
-        gains = relative_gains(base, pairs)
-        parts += [f"- {g}" for g in gains] + ([""] if gains else [])
-    boot = bootstrap_table(bundle, records, truth, pairs, n_resamples=n_resamples) if pairs else ""
-    if boot:
-        refs = sorted({r.split(" [")[0] for _, r in pairs}, key=lambda m: (m not in REFERENCE_METHODS, m))
-        parts += [
-            f"## Paired bootstrap against {' and '.join(refs)} (`{base_task}` test, {n_resamples} resamples)",
-            "",
-            "Δ = method − reference on the same documents, resampled together; over several seeds, Δ is the "
-            "difference of the two methods' seed means, every run scored on the same resample. "
-            "* marks an interval that excludes 0. Every row is measured against each `br` row, every row of the "
-            "seq2seq/seq2set families against each `seq2seq` row, and a row whose runs started from another "
-            "row's models against that row.",
-            "",
-            boot,
-            "",
-        ]
-    parts += ["## Provenance", "", provenance(records), ""]
+                      "seed mean ± std):", "", bins.markdown(), ""]
+    boot = bootstrap_table(bundle, records, truth, pairs, n_resamples=n_resamples, spread=spread) if pairs else None
+    if boot is not None:
+        parts += section(tables, f"Paired bootstrap (`{base_task}` test, {n_resamples} resamples)", boot,
+                         "Each row against BR, then each Seq2Set row against the Seq2Seq row it started from. "
+                         "Δ = row − reference on the same documents, resampled together; over several seeds, Δ is "
+                         "the difference of the two rows' seed means, every run scored on the same resample. "
+                         "* marks an interval that excludes 0.")
+    prov = provenance(records)
+    tables.append(prov)
+    parts += ["## Provenance", "", prov.markdown(), ""]
     started = sorted({r.method for r in records if "mlbench.init_from_run" in r.tags})
     if started:
         parts += [
@@ -234,6 +202,53 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
             "",
         ]
     parts += ["Task fingerprints:", "", fingerprints(records), ""]
+    write_tables(out_dir, tables)
     readme = out_dir / "README.md"
-    readme.write_text("\n".join(parts))
+    write_by_rename(readme, lambda path: path.write_text("\n".join(parts)))
     return readme
+
+
+def section(tables: list[Table], heading: str, table: Table, text: str, figure: str = "") -> list[str]:
+    """A page section: its heading, the figure (a PNG beside the page) if any, the text and the table (which
+    also joins ``tables``, to be written as CSV and LaTeX)."""
+    tables.append(table)
+    shown = [f"![{heading.split(':')[0]}]({figure})", ""] if figure else []
+    return [f"## {heading}", "", *shown, text, "", table.markdown(), ""]
+
+
+def trim_table(series: dict[str, list[tuple[int, float, float]]], seeds: dict[str, list[int]]) -> Table:
+    """Figure 1's points: micro-F1 of every row at each trim level k, over the seeds it ran at every k."""
+    ks = sorted({k for p in series.values() for k, _, _ in p})
+    t = Table("figure1_trim", ["method", "seeds", *(f"k={k}" for k in ks)],
+              caption="Figure 1: test micro-F1 after removing the k most frequent labels")
+    for row, pts in series.items():
+        at = {k: (mean, std) for k, mean, std in pts}
+        n = len(seeds[row])
+        t.add(row, ", ".join(map(str, seeds[row])),
+              *(number(at[k][0], at[k][1], n) if k in at else Cell(text="–") for k in ks))
+    return t
+
+
+def rerun_spread(records: Sequence[Any], reruns: Sequence[dict[str, Any]], task: str) -> dict[str, float]:
+    """row -> the largest |Δ micro-F1| among the reruns of its runs on ``task`` (same method, configuration and
+    code digest; a rerun of older code does not count)."""
+    rows = {(r.method, r.config_digest, r.code_digest): r.row_name for r in records if r.task == task}
+    out: dict[str, float] = {}
+    for x in reruns:
+        row = rows.get((x["method"], x["config_digest"], x["code_digest"])) if x["task"] == task else None
+        if row is not None:
+            out[row] = max(out.get(row, 0.0), abs(x["delta_micro_f1"]))
+    return out
+
+
+def fit_timings(records: Sequence[Any], task: str) -> dict[str, tuple[float, bool]]:
+    """row -> (mean fit seconds over its seeds on ``task``, whether some seed reused a cached model); a reused
+    model counts with the time of the fit that made it (:attr:`RunRecord.timed_fit_seconds`)."""
+    by_row: dict[str, list[Any]] = {}
+    for r in records:
+        if r.task == task:
+            by_row.setdefault(r.row_name, []).append(r)
+    return {row: (sum(r.timed_fit_seconds for r in rs) / len(rs), any(r.reused_fit_seconds is not None for r in rs))
+            for row, rs in by_row.items()}
+
+

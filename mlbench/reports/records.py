@@ -46,10 +46,28 @@ class RunRecord:
     fit_seconds: float = 0.0
     row: str = ""
     predict_seconds: float | None = None  # as logged; None: the compute time minus the fit time
+    label: str = ""  # the configuration's short label (tag ``mlbench.label``); "" for a run logged without one
+    reused_fit_seconds: float | None = None  # the run's model came from the process's cache: that fit's time
 
     @property
     def row_name(self) -> str:
         return self.row or self.method
+
+    @property
+    def short_label(self) -> str:
+        """The label the run carries, or the one :func:`mlbench.runs.identity.short_label` makes from its
+        configuration's words (a run logged before runs carried one)."""
+        if self.label:
+            return self.label
+        from mlbench.runs.identity import parse_config_label, short_label
+
+        suite, study, overrides = parse_config_label(self.config_label)
+        return short_label(self.method, overrides, suite=suite, study=study, digest=self.config_digest)
+
+    @property
+    def timed_fit_seconds(self) -> float:
+        """The fit time to report: that of the fit whose model the run reused, else its own."""
+        return self.reused_fit_seconds if self.reused_fit_seconds is not None else self.fit_seconds
 
 
 #: A run logged before runs carried a configuration label.
@@ -100,6 +118,9 @@ def collect_runs(tracker: Any, tasks: Sequence[str], config: str | None = None) 
                 code_digest=tags.get("mlbench.code_digest", ""),
                 config_label=label or LEGACY_LABEL,
                 fit_seconds=fit,
+                label=tags.get("mlbench.label", ""),
+                reused_fit_seconds=(r.data.metrics.get("reused_fit_seconds")
+                                    if tags.get("mlbench.fit.reused_model") == "true" else None),
             )
             key = (rec.method, rec.task, rec.seed, rec.fingerprint, rec.config_digest)
             if key not in latest or latest[key].start_time < rec.start_time:
@@ -120,14 +141,15 @@ def filter_config(records: list[RunRecord], config: str | None) -> list[RunRecor
     """Keep the runs of one kind of configuration.
 
     ``default``: runs that override nothing (label ``defaults``, or a suite cell
-    that sets no parameter); ``tuned``: tuned runs; a suite name or YAML file:
+    that sets no parameter but the model it starts from); ``tuned``: tuned runs; a suite name or YAML file:
     the configurations that suite runs; otherwise a configuration digest (or a
     prefix of one). ``None`` keeps everything.
     """
     if not config:
         return records
     if config == "default":
-        return [r for r in records if r.config_label == "defaults" or re.fullmatch(r"suite \S+", r.config_label)]
+        return [r for r in records if r.config_label == "defaults"
+                or re.fullmatch(r"suite \S+(: init_from=<model of another run>)?", r.config_label)]
     if config == "tuned":
         return [r for r in records if r.config_label.startswith("tuned")]
     from mlbench.runs.suite import NAMED_SUITES
@@ -141,29 +163,46 @@ def filter_config(records: list[RunRecord], config: str | None) -> list[RunRecor
 
 
 def label_rows(records: list[RunRecord]) -> list[RunRecord]:
-    """Set each record's ``row``: the method, or ``method [label]`` when it ran in several configurations.
+    """Set each record's ``row`` to its configuration's short label (:attr:`RunRecord.short_label`).
 
-    Two configurations with the same label (e.g. a suite whose code defaults
-    changed) are told apart by their digest.
+    Two configurations with the same label (the same method's defaults in two suites, say) are told apart
+    by their suite (``label@suite``) when that names them apart, else by their configuration digest.
     """
-    configs: dict[str, dict[str, str]] = {}
+    configs: dict[str, dict[str, RunRecord]] = {}
     for r in records:
-        configs.setdefault(r.method, {})[r.config_digest] = r.config_label
-    for r in records:
-        seen = configs[r.method]
-        if len(seen) == 1:
-            r.row = r.method
+        configs.setdefault(r.short_label, {}).setdefault(r.config_digest, r)
+    names: dict[tuple[str, str], str] = {}  # (label, config digest) -> row; runs without a digest share ""
+    for label, by_digest in configs.items():
+        if len(by_digest) == 1:
+            names.update({(label, digest): label for digest in by_digest})
             continue
-        same_label = sum(lab == r.config_label for lab in seen.values()) > 1
-        r.row = f"{r.method} [{r.config_label}" + (f", {r.config_digest[:8]}" if same_label else "") + "]"
+        suites = {d: _suite_of(r) for d, r in by_digest.items()}
+        if all(suites.values()) and len(set(suites.values())) == len(suites):
+            names.update({(label, d): f"{label}@{suite}" for d, suite in suites.items()})
+        else:
+            names.update({(label, d): f"{label}#{d[:8]}" for d in by_digest})
+    for r in records:
+        r.row = names[(r.short_label, r.config_digest)]
     return records
 
 
-METHOD_ORDER = ("br", "pcc", "omikuji", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
+def _suite_of(r: RunRecord) -> str:
+    return r.config_label[len("suite "):].split(":")[0] if r.config_label.startswith("suite ") else ""
+
+
+#: The order of a report's rows: the paper's methods in its Table 1 order, then the classics, the pretrained
+#: encoder's methods, and any other (by name).
+METHOD_ORDER = ("br", "pcc", "omikuji", "xml-cnn", "cnn-rnn", "seq2seq", "seq2set", "lp", "rakel", "mlknn", "minilm",
+                "seq2seq-minilm", "seq2set-minilm")
+
+
+def row_method(row: str) -> str:
+    """The method a row label begins with (``seq2set+glove50`` -> ``seq2set``)."""
+    return re.split(r"[+@#]", row, maxsplit=1)[0]
 
 
 def _method_key(row: str) -> tuple[int, str]:
-    m = row.split(" [")[0]
+    m = row_method(row)
     return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), row)
 
 
@@ -233,3 +272,35 @@ def trim_seeds(records: Sequence[RunRecord], base_task: str, rows: Sequence[str]
         if k is not None and r.row_name in rows:
             per.setdefault(r.row_name, {}).setdefault(k, set()).add(r.seed)
     return {row: sorted(set.intersection(*per[row].values())) for row in rows if row in per}
+
+
+def stale_entries(records: Sequence[Any]) -> list[dict[str, str]]:
+    """(method, code digest, current digest) of every run whose method's code has changed since it ran: the
+    report marks its rows stale (†) until they are rerun. A method this installation cannot load (a plugin
+    not installed here) cannot be compared and is not listed."""
+    from mlbench.registry import get_method
+    from mlbench.runs.identity import method_code_digest
+
+    out, current = [], {}
+    for method, digest in sorted({(r.method, r.code_digest) for r in records}):
+        if method not in current:
+            try:
+                current[method] = method_code_digest(get_method(method))
+            except MlbenchError:  # not installed here
+                current[method] = None
+        if current[method] is not None and digest != current[method]:
+            out.append({"method": method, "code_digest": digest, "current": current[method]})
+    return out
+
+
+def stale_rows(records: Sequence[Any], entries: Sequence[dict[str, str]]) -> set[str]:
+    """The rows with a run whose (method, code digest) the bundle lists as stale."""
+    old = {(e["method"], e["code_digest"]) for e in entries}
+    return {r.row_name for r in records if (r.method, r.code_digest) in old}
+
+
+def stale_note(rows: set[str], entries: Sequence[dict[str, str]]) -> str:
+    changes = "; ".join(f"{e['method']} {e['code_digest'] or '(none)'} → {e['current']}" for e in entries)
+    return (f"† stale: {len(rows)} row(s) hold runs made with code that has changed since (code digest then → "
+            f"when this report was written: {changes}). Their numbers are those of the older code; rerun them "
+            "with `mlbench bench` to refresh.")

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlbench.reports.records import RunRecord, _fmt, _method_key
+from mlbench.reports.records import RunRecord, _method_key
+from mlbench.reports.table_files import Cell, Table, mark_best, number
 
 #: Table 1 of Yang et al. (2019), RCV1-V2 test: (HL, 0/1 loss, micro-F1, micro-P, micro-R).
 PAPER_TABLE1 = {
@@ -42,61 +43,67 @@ PAPER_ROW = {
 }
 
 
-def table1(summary: dict[str, dict[str, tuple[float, float, int]]]) -> str:
-    """Markdown: every method on the base task, best mean per column in bold."""
-    header = "| method | seeds | " + " | ".join(label for _, label, _ in TABLE1_METRICS) + " |"
-    lines = [header, "|" + "---|" * (len(TABLE1_METRICS) + 2)]
-    best = {}
-    for key, _, direction in TABLE1_METRICS:
-        vals = [s[key][0] for s in summary.values() if key in s]
-        if vals:
-            best[key] = min(vals) if direction == "min" else max(vals)
-    for method, s in summary.items():
-        cells = []
-        for key, _, _ in TABLE1_METRICS:
-            if key not in s:
-                cells.append("–")
-                continue
-            digits = 4 if key == "hamming_loss" else 3
-            text = _fmt(*s[key], digits)
-            cells.append(f"**{text}**" if np.isclose(s[key][0], best[key]) else text)
+def _stat(s: dict[str, tuple[float, float, int]], key: str, digits: int = 3) -> Cell:
+    if key not in s:
+        return Cell(text="–")
+    mean, std, n = s[key]
+    return number(mean, std, n, digits)
+
+
+def table1(summary: dict[str, dict[str, tuple[float, float, int]]], stale: Sequence[str] = (),
+           timings: dict[str, tuple[float, bool]] | None = None, spread: dict[str, float] | None = None) -> Table:
+    """Every row on the base task, best mean per column in bold; ``stale`` rows marked †, a fit-time column
+    from ``timings`` (row -> (mean fit seconds, some seeds reused a cached model: marked ‡)), and with
+    ``spread`` (row -> largest |Δ micro-F1| of its reruns under other execution settings) that column."""
+    columns = ["method", "seeds", *(label for _, label, _ in TABLE1_METRICS)]
+    if spread:
+        columns.append("rerun |Δ| micro-F1")
+    if timings is not None:
+        columns.append("fit (s)")
+    t = Table("table1", columns, caption="Table 1: every method on the base task (test), mean ± std over seeds")
+    for row, s in summary.items():
         n = max(v[2] for v in s.values())
-        lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = [Cell(text=row + (" †" if row in stale else "")), Cell(text=str(n))]
+        cells += [_stat(s, key, 4 if key == "hamming_loss" else 3) for key, _, _ in TABLE1_METRICS]
+        if spread:
+            cells.append(number(spread[row], digits=4) if row in spread else Cell(text="–"))
+        if timings is not None:
+            secs, reused = timings.get(row, (float("nan"), False))
+            cells.append(number(secs, digits=1 if secs < 1000 else 0, suffix=" ‡" if reused else ""))
+        t.rows.append(cells)
+    for j, (_, _, direction) in enumerate(TABLE1_METRICS, 2):
+        mark_best(t.rows, j, direction == "min")
+    return t
 
 
-def paper_table1() -> str:
+def paper_table1() -> Table:
     ours = {row: m for m, row in PAPER_ROW.items()}
-    lines = [
-        "| system (paper, RCV1-V2) | mlbench method | HL ↓ | 0/1 loss ↓ | micro-F1 ↑ | micro-P ↑ | micro-R ↑ |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    t = Table("paper_table1", ["system (paper, RCV1-V2)", "mlbench method", "HL ↓", "0/1 loss ↓", "micro-F1 ↑",
+                               "micro-P ↑", "micro-R ↑"],
+              caption="Yang et al. (2019), Table 1: RCV1-V2 test")
     for name, (hl, zo, f1, p, r) in PAPER_TABLE1.items():
-        lines.append(f"| {name} | `{ours.get(name, '–')}` | {hl:.4f} | {zo:.3f} | {f1:.3f} | {p:.3f} | {r:.3f} |")
-    return "\n".join(lines)
+        t.add(name, ours.get(name, "–"), number(hl, digits=4), number(zo), number(f1), number(p), number(r))
+    return t
 
 
-def table2(base: dict, shuffled: dict) -> str:
-    """Markdown: base vs shuffled with the relative degradation, as the paper's Table 2."""
-    lines = [
-        "| method | micro-F1 base | micro-F1 shuffled | 0/1 loss base | 0/1 loss shuffled | 0/1 loss change | HL change |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def table2(base: dict, shuffled: dict) -> Table:
+    """Base vs shuffled with the relative degradation, as the paper's Table 2."""
+    t = Table("table2", ["method", "micro-F1 base", "micro-F1 shuffled", "0/1 loss base", "0/1 loss shuffled",
+                         "0/1 loss change (%)", "HL change (%)"],
+              caption="Table 2: the base task against its label-shuffled variant (test)")
     for m in base:
         if m not in shuffled:
             continue
         b, s = base[m], shuffled[m]
 
-        def rel(key: str) -> str:
+        def rel(key: str) -> Cell:
             if b[key][0] == 0:
-                return "–"
-            return f"{100.0 * (s[key][0] - b[key][0]) / b[key][0]:+.1f}%"
+                return Cell(text="–")
+            return number(100.0 * (s[key][0] - b[key][0]) / b[key][0], digits=1, signed=True)
 
-        lines.append(
-            f"| {m} | {_fmt(*b['micro_f1'], 3)} | {_fmt(*s['micro_f1'], 3)} | {_fmt(*b['subset_01_loss'], 3)} | "
-            f"{_fmt(*s['subset_01_loss'], 3)} | {rel('subset_01_loss')} | {rel('hamming_loss')} |"
-        )
-    return "\n".join(lines)
+        t.add(m, _stat(b, "micro_f1"), _stat(s, "micro_f1"), _stat(b, "subset_01_loss"), _stat(s, "subset_01_loss"),
+              rel("subset_01_loss"), rel("hamming_loss"))
+    return t
 
 
 def hf_lf_support(truth: Any) -> str:
@@ -117,25 +124,33 @@ def hf_lf_support(truth: Any) -> str:
             f"{part('HF', hf)}; {part('LF', lf)}.")
 
 
-def relative_gains(summary: dict, pairs: Sequence[tuple[str, str]]) -> list[str]:
-    """Sentences: relative HF/LF micro-F1 gain of each Seq2Set-family row over its references (``pairs``)."""
-    out = []
-    for row, ref in pairs:
-        if row.split(" [")[0].split("-")[0] != "seq2set" or row not in summary or ref not in summary:
-            continue
-        parts = []
-        for key, label in (("hf_micro_f1", "HF"), ("lf_micro_f1", "LF")):
-            a, b = summary[row].get(key, (np.nan,))[0], summary[ref].get(key, (np.nan,))[0]
-            parts.append(f"{label} {100 * (a - b) / b:+.1f}%" if b and np.isfinite(a) else f"{label} –")
-        out.append(f"{row} vs {ref}: " + ", ".join(parts))
-    return out
+def hf_lf_table(summary: dict, sources: dict[str, str]) -> Table:
+    """HF and LF micro/macro-F1 of every row, and each Seq2Set-family row's relative change over its own
+    Seq2Seq source row (``sources``, :func:`mlbench.reports.comparisons.seq2seq_sources`)."""
+    keys = ("hf_micro_f1", "lf_micro_f1", "hf_macro_f1", "lf_macro_f1")
+    t = Table("hf_lf", ["method", "HF micro-F1", "LF micro-F1", "HF macro-F1", "LF macro-F1", "vs its seq2seq",
+                        "HF micro-F1 change (%)", "LF micro-F1 change (%)"],
+              caption="Frequent (HF) and infrequent (LF) labels: micro/macro-F1, and Seq2Set against its source")
+    for row, s in summary.items():
+        cells: list[Cell] = [Cell(text=row), *(_stat(s, k) for k in keys)]
+        source = sources.get(row)
+        if source in summary:
+            cells.append(Cell(text=source))
+            for key in ("hf_micro_f1", "lf_micro_f1"):
+                a, b = s.get(key, (np.nan,))[0], summary[source].get(key, (np.nan,))[0]
+                cells.append(number(100 * (a - b) / b, digits=1, signed=True) if b and np.isfinite(a)
+                             else Cell(text="–"))
+        else:
+            cells += [Cell(text="")] * 3
+        t.rows.append(cells)
+    for j in range(1, 5):
+        mark_best(t.rows, j, False)
+    return t
 
 
-def provenance(records: Sequence[RunRecord]) -> str:
-    lines = [
-        "| method | runs | compute (s) | devices | git commits | mlbench | torch | scikit-learn |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+def provenance(records: Sequence[RunRecord]) -> Table:
+    t = Table("provenance", ["method", "runs", "compute (s)", "devices", "threads", "git commits", "mlbench", "torch",
+                             "scikit-learn"], caption="Where and with what each row ran")
     by_method: dict[str, list[RunRecord]] = {}
     for r in records:
         by_method.setdefault(r.row_name, []).append(r)
@@ -146,12 +161,10 @@ def provenance(records: Sequence[RunRecord]) -> str:
             return ", ".join(sorted({r.tags.get(tag, "?") for r in rs}))
 
         commits = ", ".join(sorted({r.tags.get("mlbench.git_commit", "?")[:12] for r in rs}))
-        lines.append(
-            f"| {m} | {len(rs)} | {sum(r.metrics['compute_seconds'] for r in rs):.0f} | {uniq('mlbench.device')} | "
-            f"{commits} | {uniq('mlbench.version.mlbench')} | {uniq('mlbench.version.torch')} | "
-            f"{uniq('mlbench.version.scikit-learn')} |"
-        )
-    return "\n".join(lines)
+        t.add(m, str(len(rs)), number(sum(r.metrics["compute_seconds"] for r in rs), digits=0),
+              uniq("mlbench.device"), uniq("mlbench.threads"), commits, uniq("mlbench.version.mlbench"),
+              uniq("mlbench.version.torch"), uniq("mlbench.version.scikit-learn"))
+    return t
 
 
 def fingerprints(records: Sequence[RunRecord]) -> str:
@@ -159,16 +172,13 @@ def fingerprints(records: Sequence[RunRecord]) -> str:
     return "\n".join(f"- `{t}`: `{fp}`" for t, fp in seen)
 
 
-def configurations(records: Sequence[RunRecord], task: str) -> tuple[str, list[str]]:
-    """Markdown table of the rows on ``task`` (label, preset, digests, seeds) and the warnings to print.
-
-    A row whose seeds ran with several code digests is flagged: its mean mixes
-    code versions, and the report says so instead of averaging silently.
-    """
-    lines = [
-        "| row | configuration | preset | config digest | seeds | code digest |",
-        "|---|---|---|---|---|---|",
-    ]
+def configurations(records: Sequence[RunRecord], task: str, stale: Sequence[str] = ()) -> tuple[Table, list[str]]:
+    """The legend of the rows on ``task`` (label, full configuration, preset, digests, seeds) and the
+    warnings to print. A row whose seeds ran with several code digests is flagged: its mean mixes code
+    versions, and the report says so instead of averaging silently; a stale row is marked †."""
+    t = Table(f"legend_{_file_part(task)}", ["row", "configuration", "preset", "config digest", "seeds",
+                                             "code digest"],
+              caption=f"The configurations behind the rows on {task}")
     warnings = []
     by_row: dict[str, list[RunRecord]] = {}
     for r in records:
@@ -185,6 +195,11 @@ def configurations(records: Sequence[RunRecord], task: str) -> tuple[str, list[s
             warnings.append(f"⚠ `{row}` on `{task}`: its seeds ran on {len(codes)} code versions ({code_text[2:]}); "
                             "its mean mixes them.")
         presets = ", ".join(sorted({r.tags.get("mlbench.preset", "?") for r in rs}))
-        lines.append(f"| {row} | {rs[0].config_label} | {presets} | `{rs[0].config_digest}` | "
-                     f"{', '.join(str(r.seed) for r in rs)} | {code_text} |")
-    return "\n".join(lines), warnings
+        t.add(row + (" †" if row in stale else ""), rs[0].config_label, presets, rs[0].config_digest,
+              ", ".join(str(r.seed) for r in rs), code_text)
+    return t, warnings
+
+
+def _file_part(task: str) -> str:
+    """A task name as part of a file name."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in task)[:80]

@@ -34,6 +34,7 @@ import ast
 import hashlib
 import importlib.util
 import json
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -202,6 +203,57 @@ def config_label(overrides: Mapping[str, Any], suite: str | None = None, study: 
     return f"--param {shown}" if shown else "defaults"
 
 
+#: The longest row label reports show (tables, figure legends, CD diagrams) and MLflow run names begin with.
+MAX_LABEL = 32
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+def short_label(method: str, overrides: Mapping[str, Any], suite: str | None = None, study: str | None = None,
+                digest: str = "") -> str:
+    """A configuration's row label, at most :data:`MAX_LABEL` characters: the method's name for its defaults,
+    ``method+v1,k=v2`` for overrides (a word-like string value alone, any other value with its key; a model
+    handed over from another run is left out), ``method+tuned`` for a study's best; when that is too long,
+    ``method@suite``, else ``method#<digest>``. The full configuration stays in :func:`config_label`."""
+    if study:
+        words = ["tuned"]
+    else:
+        words = []
+        for key, value in sorted(overrides.items()):
+            if value == MODEL_REFERENCE_VALUE:
+                continue
+            text = value if isinstance(value, str) else json.dumps(value)
+            words.append(text if isinstance(value, str) and _WORD.fullmatch(text) else f"{key}={text}")
+    label = method + ("+" + ",".join(words) if words else "")
+    for candidate in (label, f"{method}@{suite}" if suite else "", f"{method}#{digest[:8]}" if digest else ""):
+        if candidate and len(candidate) <= MAX_LABEL:
+            return candidate
+    return label[:MAX_LABEL]
+
+
+def parse_config_label(label: str) -> tuple[str | None, str | None, dict[str, Any]]:
+    """(suite, study, overrides) of a :func:`config_label` text: what a run logged before it carried a short
+    label, read back so that its row gets the same :func:`short_label` a new run would."""
+    study = re.fullmatch(r"tuned \(study (.+)\)", label)
+    if study:
+        return None, study.group(1), {}
+    suite, shown = None, ""
+    if label.startswith("suite "):
+        suite, _, shown = label[len("suite "):].partition(": ")
+    elif label.startswith("--param "):
+        shown = label[len("--param "):]
+    overrides: dict[str, Any] = {}
+    for token in shown.replace(MODEL_REFERENCE_VALUE, "\0").split():
+        key, sep, value = token.partition("=")
+        if not sep:
+            continue
+        value = value.replace("\0", MODEL_REFERENCE_VALUE)
+        try:
+            overrides[key] = value if value == MODEL_REFERENCE_VALUE else json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    return suite, None, overrides
+
+
 def identity_tags(
     method_cls: type,
     resolved: Mapping[str, Any],
@@ -210,19 +262,23 @@ def identity_tags(
     suite: str | None = None,
     study: str | None = None,
     model_references: tuple[str, ...] = (),
+    label: str | None = None,
 ) -> dict[str, str]:
-    """``config_digest``, ``code_digest`` and ``config_label`` tags of one parent run.
+    """``config_digest``, ``code_digest``, ``config_label`` and ``label`` tags of one parent run.
 
     ``resolved`` is the method's ``params`` after construction; ``overrides`` what
-    the user set (for the label); ``model_references`` names parameters that hold
-    another run's model, which enter the digest as a constant.
+    the user set (for the labels); ``model_references`` names parameters that hold
+    another run's model, which enter the digest as a constant; ``label`` is the short label a suite gave the
+    configuration (else :func:`short_label` makes one).
     """
     params = {k: (MODEL_REFERENCE_VALUE if k in model_references else v) for k, v in resolved.items()}
     shown = {k: (MODEL_REFERENCE_VALUE if k in model_references else v) for k, v in (overrides or {}).items()}
+    digest = config_digest(method_cls.name, params, preset)
     return {
-        "config_digest": config_digest(method_cls.name, params, preset),
+        "config_digest": digest,
         "code_digest": method_code_digest(method_cls),
         "config_label": config_label(shown, suite=suite, study=study),
+        "label": label or short_label(method_cls.name, shown, suite=suite, study=study, digest=digest),
     }
 
 

@@ -214,6 +214,7 @@ def run_once(
     extra_tags: Mapping[str, str] | None = None,
     suite: str | None = None,
     model_references: Sequence[str] = (),
+    label: str | None = None,
 ) -> RunResult:
     """One parent run: fit with ``params``, evaluate on valid and test, log everything.
 
@@ -221,7 +222,8 @@ def run_once(
     ``model/`` artifact, for a later run to start from (see ``mlbench.runs.suite``).
     The run is tagged with its identity (:func:`mlbench.runs.identity.identity_tags`):
     ``suite`` names the bench suite it belongs to (for its label) and
-    ``model_references`` the parameters that hold another run's model.
+    ``model_references`` the parameters that hold another run's model; ``label`` is the short row label the
+    suite gave the configuration (else one is made from it), which also begins the MLflow run name.
     """
     from mlbench.runs.identity import identity_tags
 
@@ -231,9 +233,9 @@ def run_once(
     if tracker is not None:
         exp = tracker.experiment_id(task.name)
         identity = identity_tags(method_cls, method.params, preset, overrides=params, suite=suite,
-                                 model_references=tuple(model_references))
+                                 model_references=tuple(model_references), label=label)
         tags = {**run_tags(method_cls, task, seed, device, preset), **identity, **(extra_tags or {})}
-        run_id = tracker.start_run(exp, f"{method_cls.name}-seed{seed}", tags)
+        run_id = tracker.start_run(exp, f"{identity['label']}-seed{seed}", tags)
         tracker.log_params(run_id, {**method.params, "preset": preset or "default", "seed": seed})
         tracker.log_json(run_id, "labels.json", {"labels": list(task.labels), "train_frequency": task.label_freq.tolist()})
 
