@@ -28,16 +28,24 @@ def _private_caches(tmp_path_factory):
             os.environ[name] = value
 
 
+#: The tracking URI the test session started with (normally none).
+_SESSION_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 @pytest.fixture(autouse=True)
 def _tracking_uri_stays_in_its_test():
-    """MLflow exports the tracking URI a test's tracker set (``MLFLOW_TRACKING_URI``) to the environment; left
-    there, a later test's ``mlbench`` subprocess would log to that test's store instead of its own."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    """MLflow exports the tracking URI a tracker set (``MLFLOW_TRACKING_URI``) to the environment, from a test
+    or from a module fixture that built a store; left there, a later test's ``mlbench`` subprocess would log to
+    that store instead of its own. Each test starts with the session's value."""
+    def restore() -> None:
+        if _SESSION_TRACKING_URI is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = _SESSION_TRACKING_URI
+
+    restore()
     yield
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    restore()
 
 
 @pytest.fixture(autouse=True)
