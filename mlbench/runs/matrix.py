@@ -3,11 +3,11 @@
 :func:`plan_cells` decides, from the store, what each cell needs (complete, stale, new, or a method that
 cannot read the task); :func:`run_suite` runs the cells that need it, one after another here, or with
 ``workers > 1`` (or a ``scheduler`` address) as Dask tasks, a seq2set cell depending on the seq2seq cell it
-starts from. Dask was chosen over Ray and submitit by measurement (benchmarks/bench_workers.py, on this
-project's shared 2-core machine): a two-worker local cluster started in 1.1 s and added 5.6 ms per task, where
-Ray took 13.4 s to start (2.3 ms per task; its installation is 240 MB) and submitit's local executor, a process
-per job, 356 ms per task; Dask needs no daemon of its own, and the same client reaches a SLURM/PBS cluster
-through dask-jobqueue or any ``dask scheduler``/``dask worker`` set-up.
+starts from. Dask was chosen over Ray and submitit by measurement (reports/performance/bench_workers.md, this project's
+shared 2-core machine, medians of 3): a two-worker local cluster started in 0.49 s and added 2.3 ms per task,
+where Ray took 2.96 s to start (0.8 ms per task; its installation is about 240 MB) and submitit's local
+executor, a process per job, 222.5 ms per task. Dask needs no daemon of its own, and the same client reaches a
+SLURM/PBS cluster through dask-jobqueue or any ``dask scheduler``/``dask worker`` set-up.
 
 Whatever runs them, every cell is claimed first (:mod:`mlbench.runs.cell_claims`), so workers of one
 command, or of several commands on several machines sharing the store, never run a cell twice; a worker
