@@ -150,3 +150,19 @@ def test_the_overview_lists_every_bundle_and_matches_the_committed_page(tmp_path
         if (folder / "bundle.json").is_file():
             assert f"[{folder.name}]({folder.name}/README.md)" in text
     assert text == committed.read_text()
+
+
+def test_provenance_names_the_thread_counts_each_row_ran_with():
+    from mlbench.reports.records import RunRecord, label_rows
+    from mlbench.reports.tables import provenance
+
+    def run(method, torch_threads, linear_threads):
+        tags = {"mlbench.threads.linear": linear_threads, "mlbench.device": "cpu"}
+        if torch_threads is not None:
+            tags["mlbench.threads.torch_intra"] = torch_threads
+        return RunRecord(f"{method}{torch_threads}", method, "t", 0, "fp", {"compute_seconds": 2.0}, tags, "", 0,
+                         config_digest=method)
+
+    table = provenance(label_rows([run("br", None, "1"), run("seq2set", "1", "1"), run("seq2set", "2", "1")]))
+    threads = {row[0].text: row[4].text for row in table.rows}
+    assert threads == {"br": "torch ? / linear 1", "seq2set": "torch 1 / linear 1, torch 2 / linear 1"}

@@ -161,8 +161,10 @@ def provenance(records: Sequence[RunRecord]) -> Table:
             return ", ".join(sorted({r.tags.get(tag, "?") for r in rs}))
 
         commits = ", ".join(sorted({r.tags.get("mlbench.git_commit", "?")[:12] for r in rs}))
+        threads = ", ".join(sorted({f"torch {r.tags.get('mlbench.threads.torch_intra', '?')} / linear "
+                                    f"{r.tags.get('mlbench.threads.linear', '?')}" for r in rs}))
         t.add(m, str(len(rs)), number(sum(r.metrics["compute_seconds"] for r in rs), digits=0),
-              uniq("mlbench.device"), uniq("mlbench.threads"), commits, uniq("mlbench.version.mlbench"),
+              uniq("mlbench.device"), threads, commits, uniq("mlbench.version.mlbench"),
               uniq("mlbench.version.torch"), uniq("mlbench.version.scikit-learn"))
     return t
 
