@@ -161,12 +161,18 @@ def provenance(records: Sequence[RunRecord]) -> Table:
             return ", ".join(sorted({r.tags.get(tag, "?") for r in rs}))
 
         commits = ", ".join(sorted({r.tags.get("mlbench.git_commit", "?")[:12] for r in rs}))
-        threads = ", ".join(sorted({f"torch {r.tags.get('mlbench.threads.torch_intra', '?')} / linear "
-                                    f"{r.tags.get('mlbench.threads.linear', '?')}" for r in rs}))
+        threads = ", ".join(sorted({_threads(r.tags) for r in rs}))
         t.add(m, str(len(rs)), number(sum(r.metrics["compute_seconds"] for r in rs), digits=0),
               uniq("mlbench.device"), threads, commits, uniq("mlbench.version.mlbench"),
               uniq("mlbench.version.torch"), uniq("mlbench.version.scikit-learn"))
     return t
+
+
+def _threads(tags: dict[str, str]) -> str:
+    """``torch 1 / linear 1``: the thread counts a run recorded (a method without torch records no torch count)."""
+    linear = f"linear {tags.get('mlbench.threads.linear', '?')}"
+    torch = tags.get("mlbench.threads.torch_intra")
+    return f"torch {torch} / {linear}" if torch is not None else linear
 
 
 def fingerprints(records: Sequence[RunRecord]) -> str:
