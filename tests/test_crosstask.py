@@ -204,3 +204,14 @@ def test_no_complete_row_says_which_rows_are_partial_and_what_to_do(tmp_path, ca
     assert len(err) == 1 and "rows with some of them: a, b, c, d and 1 more" in err[0] and "--merge DIR" in err[0]
     empty = ["report", "--tasks", "t1,t2", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]
     assert main(empty) == 1 and "rows with some" not in capsys.readouterr().err
+
+
+def test_variants_of_a_dataset_this_installation_does_not_know_are_one_dataset():
+    from mlbench.api import UsageError
+    from mlbench.reports.across_tasks import check_independent, dataset_of
+
+    assert dataset_of("my-corpus-trim5-shuffled") == "my-corpus" and dataset_of("my-corpus") == "my-corpus"
+    assert dataset_of("emotions-trim2") == "emotions"
+    check_independent(["my-corpus", "other-corpus", "emotions"])
+    with pytest.raises(UsageError, match="variants of one dataset \\(my-corpus\\)"):
+        check_independent(["my-corpus", "my-corpus-shuffled", "emotions"])

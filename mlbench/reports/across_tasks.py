@@ -95,16 +95,22 @@ def wilcoxon_table(tests: Sequence[PairedTest], metric: str) -> Table:
 
 
 def dataset_of(task: str) -> str:
-    """The dataset a task is a variant of (``reuters-trim10`` -> ``reuters``); its own name when it is none."""
-    import re
-
-    from mlbench.data.variants import split_task_name
+    """The dataset a task is a variant of (``reuters-trim10`` -> ``reuters``); its own name when it is none. A
+    dataset this installation does not know (its runs came from another bundle) loses its variant suffixes."""
+    from mlbench.data.variants import parse_variant, split_task_name
     from mlbench.registry import dataset_names
 
     try:
         return split_task_name(task, dataset_names())[0]
     except MlbenchError:
-        return re.sub(r"(-(shuffled|trim\d+))+$", "", task)
+        parts = task.split("-")
+        while len(parts) > 1:
+            try:
+                parse_variant(parts[-1])
+            except MlbenchError:
+                break
+            parts.pop()
+        return "-".join(parts)
 
 
 def check_independent(tasks: Sequence[str]) -> None:
