@@ -99,6 +99,13 @@ def test_two_local_workers_run_every_cell_once(work):
     rows = claims(f"sqlite:///{work / 'mlflow.db.claims.db'}")
     assert len(rows) == 6 and {r["status"] for r in rows} == {"done"} and {r["attempts"] for r in rows} == {1}
     assert len({p.name.split("-")[0] for p in (work / "pids").iterdir()}) == 2  # both workers took cells
+    started: dict[str, list[tuple[int, int]]] = {}
+    for p in (work / "pids").iterdir():
+        pid, seed, ns = p.name.split("-")
+        started.setdefault(pid, []).append((int(ns), int(seed)))
+    # each worker was given one task's cells (one method on one task shares its caches) and runs them in suite
+    # order, seed 0 first (a worker's queue alone would run newest first); an idle worker may steal later ones
+    assert all(min(v)[1] == 0 for v in started.values()), started
     assert len(list((work / "bench-logs" / "s" / "synthetic").glob("sleepy-seed*.log"))) == 3
     again = bench(work, suite(work, 0.5, seeds="[0, 1, 2]", tasks="[synthetic, synthetic-shuffled]"), "--workers", "2")
     out, _ = again.communicate(timeout=600)

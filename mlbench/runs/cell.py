@@ -44,6 +44,7 @@ class PlannedCell:
     sources: dict[str, str] = field(default_factory=dict)  # parameter -> suite method whose model it starts from
     replaces: str = ""  # the stored run this cell supersedes (out of date, or other settings); "" for a new cell
     code: str = ""  # the method's code digest and the task's data code digest when it was planned
+    dataset: str = ""  # the dataset the task is (a variant of): cells of one method on it share caches
 
     @property
     def name(self) -> str:

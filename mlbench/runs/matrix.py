@@ -3,11 +3,13 @@
 :func:`plan_cells` decides, from the store, what each cell needs (complete, stale, new, or a method that
 cannot read the task); :func:`run_suite` runs the cells that need it, one after another here, or with
 ``workers > 1`` (or a ``scheduler`` address) as Dask tasks, a seq2set cell depending on the seq2seq cell it
-starts from. Dask was chosen over Ray and submitit by measurement (reports/performance/bench_workers.md, this project's
-shared 2-core machine, medians of 3): a two-worker local cluster started in 0.49 s and added 2.3 ms per task,
-where Ray took 2.96 s to start (0.8 ms per task; its installation is about 240 MB) and submitit's local
-executor, a process per job, 222.5 ms per task. Dask needs no daemon of its own, and the same client reaches a
-SLURM/PBS cluster through dask-jobqueue or any ``dask scheduler``/``dask worker`` set-up.
+starts from. Dask was chosen over Ray and submitit by measurement (reports/performance/bench_engines.md, this
+project's shared 2-core machine, medians of 3; an earlier run at load 0.1 in brackets): a two-worker local
+cluster started in 1.88 s (0.49 s) and added 3.7 ms (2.3 ms) per task, where Ray took 8.33 s (2.96 s) to
+start, 0.9 ms (0.8 ms) per task, its installation about 240 MB, and submitit's local executor, a process per
+job, 567.9 ms (222.5 ms) per task. Dask needs no daemon of its own, and the same client reaches a SLURM/PBS cluster through
+dask-jobqueue or any ``dask scheduler``/``dask worker`` set-up. On each worker the cells of one method on one
+dataset go together, in suite order (:func:`mlbench.runs.dask_pool.placement`).
 
 Whatever runs them, every cell is claimed first (:mod:`mlbench.runs.cell_claims`), so workers of one
 command, or of several commands on several machines sharing the store, never run a cell twice; a worker
@@ -52,7 +54,7 @@ def plan_cells(suite: Suite, tracker: Any, data_dir: Path | None, echo: Echo, dr
                 tasks[task_name] = get_task(task_name, data_dir=data_dir)
             task = tasks[task_name]
             method_cls = get_method(method_name)
-            cell.fingerprint = task.fingerprint
+            cell.fingerprint, cell.dataset = task.fingerprint, task.dataset
             reason = incompatibility(method_cls, task.inputs, task.name)
             if reason:
                 cell.status, cell.detail = "incompatible", reason
