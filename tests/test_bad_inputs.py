@@ -475,6 +475,7 @@ def interrupted(tmp_path_factory):
 
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 @pytest.mark.parametrize("index", range(len(INTERRUPTS)), ids=[f"{s} +{d}s" for s, d in INTERRUPTS])
+@pytest.mark.slow
 def test_ctrl_c_while_a_fresh_store_is_made_leaves_one_that_the_rerun_opens(interrupted, index):
     status, err, rerun, elapsed, left = interrupted[index]
     assert status == 130 and err.strip().splitlines()[-1] == "mlbench: interrupted", err

@@ -29,6 +29,7 @@ def _suite(methods):
     )
 
 
+@pytest.mark.slow
 def test_suite_resumes_and_survives_a_failing_cell(tracker):
     lines = []
     suite = _suite({"br": {"C": 10}, "no-such-method": {}})
@@ -53,6 +54,7 @@ def test_suite_resumes_and_survives_a_failing_cell(tracker):
     assert ("br", 0, cell_digest(_suite({"br": {"C": 1}}), "br")) in done
 
 
+@pytest.mark.slow
 def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracker, monkeypatch):
     from mlbench.methods.br import BinaryRelevance as BR
 
@@ -78,6 +80,7 @@ def test_a_stored_cell_reruns_when_the_method_now_resolves_other_settings(tracke
     assert changed_params({"C": 10, "threshold": 0.4, "path": "/tmp/x"}, logged, {}, ignore=["threshold", "path"]) == []
 
 
+@pytest.mark.slow
 def test_a_stored_cell_reruns_when_its_code_digest_changed(tracker, monkeypatch):
     import mlbench.runs.identity
 
@@ -90,6 +93,7 @@ def test_a_stored_cell_reruns_when_its_code_digest_changed(tracker, monkeypatch)
     assert "-> 0123456789ab" in lines[-1] and "code:" in lines[-1]
 
 
+@pytest.mark.slow
 def test_bench_dry_run_lists_the_cells_without_running_them(tracker, capsys):
     from mlbench.cli.main import main
 
@@ -103,6 +107,7 @@ def test_bench_dry_run_lists_the_cells_without_running_them(tracker, capsys):
     assert "0 to run, 2 already complete" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_report_renders_from_the_store(tracker, tmp_path, capsys):
     run_suite(_suite({"br": {"C": 10}, "pcc": {"C": 10, "beam_width": 3}}), tracker, echo=lambda _: None)
     records = collect_runs(tracker, ["synthetic", "synthetic-shuffled", "synthetic-trim2"])
@@ -160,6 +165,7 @@ def test_load_suite(tmp_path):
         load_suite("nope")
 
 
+@pytest.mark.slow
 def test_a_cell_starts_from_the_model_of_an_earlier_cell(tracker):
     from mlbench.methods.seq2seq import Seq2Seq
     from mlbench.methods.seq2set import Seq2Set

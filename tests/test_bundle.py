@@ -72,6 +72,7 @@ def own_store(store, tmp_path_factory):
     return name, out
 
 
+@pytest.mark.slow
 def test_report_rerenders_byte_for_byte_from_the_bundle(store, tmp_path):
     _, out = store
     copy = tmp_path / "copy"
@@ -175,6 +176,7 @@ def test_every_metric_recomputes_from_the_predictions(store):
 
 
 @pytest.mark.parametrize("name", ["reuters", "mulan"])
+@pytest.mark.slow
 def test_committed_report_rerenders_and_recomputes(tmp_path, name):
     """A committed report (one task, or across datasets) renders the same page and tables from its bundle alone,
     and every metric in its runs table recomputes from its predictions."""
@@ -190,6 +192,7 @@ def test_committed_report_rerenders_and_recomputes(tmp_path, name):
     assert check_bundle_metrics(committed) > 0
 
 
+@pytest.mark.slow
 def test_merge_adds_an_earlier_bundles_runs_and_the_store_supersedes_its_cells(store, tmp_path):
     from mlbench.cli.main import main
     from mlbench.data.tasks import get_task
@@ -263,6 +266,7 @@ def test_merge_refuses_what_would_lose_runs_and_leaves_the_folder_as_it_was(stor
     unchanged()
 
 
+@pytest.mark.slow
 def test_cross_task_report_reads_bundles_with_configurations_as_rows(store, own_store, tmp_path, monkeypatch):
     """`report --tasks ... --merge DIR` ranks from committed evidence alone (an empty store, the bundles'
     runs.csv and predictions); each configuration is its own row; the comparison is a bundle of its own that

@@ -29,6 +29,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_run_logs_one_complete_mlflow_run(workdir, capsys):
     rc = main(["run", "--method", "br", "--task", "synthetic", "--param", "C=10", "--seeds", "0", "1"])
     assert rc == 0
@@ -106,6 +107,7 @@ def test_console_script_runs():
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_quick_start_br_on_reuters(workdir, capsys):
     """The README's main job: BR on Reuters-21578 reaches micro-F1 >= 0.85."""
     from mlbench.api import DataError

@@ -188,6 +188,7 @@ def test_cd_diagram_names_clear_of_clique_bars_and_rank_lines():
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_no_complete_row_says_which_rows_are_partial_and_what_to_do(tmp_path, capsys):
     from mlbench.cli.main import main
     from mlbench.runs.tracking import Tracker

@@ -68,6 +68,7 @@ def test_run_refuses_an_incompatible_pair_before_any_data_is_read(plugin, monkey
     assert capsys.readouterr().err.strip() == "mlbench: error: method 'minilm' reads text; task 'blobs' offers features"
 
 
+@pytest.mark.slow
 def test_bench_skips_an_incompatible_cell_with_its_reason(plugin, capsys):
     suite = "suite.yaml"
     open(suite, "w").write("name: s\nmethods: [br, minilm]\ntasks: [blobs, blobs-trim1]\nseeds: [0]\n")

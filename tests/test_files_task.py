@@ -218,6 +218,7 @@ def test_bad_layouts(tmp_path):
 # ------------------------------------------------------------------ commands
 
 
+@pytest.mark.slow
 def test_cli_data_info_and_run_on_a_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _write(tmp_path / "mine", "jsonl", _PARTS)

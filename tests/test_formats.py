@@ -350,6 +350,7 @@ def test_cli_info_on_a_feature_folder(tmp_path, capsys):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_the_mulan_datasets_as_arff_and_xc_read_back_to_the_built_in_data(tmp_path):
     from mlbench.data import mulan
 

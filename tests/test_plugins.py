@@ -97,6 +97,7 @@ def test_installed_distribution_passes_the_contract(site, tmp_path):
     assert "FAIL" not in proc.stdout and "11 passed, 2 skipped, 0 failed" in proc.stdout
 
 
+@pytest.mark.slow
 def test_installed_distribution_runs_and_is_logged_to_mlflow(site, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = mlbench("run", "--method", "ridge", "--task", "synthetic", "--tracking-uri", uri, "-q", cwd=tmp_path, path=site)

@@ -182,6 +182,7 @@ def test_the_mapped_matrix_is_cached_and_a_damaged_entry_is_rebuilt(tmp_path, mo
     assert np.array_equal(first.matrix, third.matrix)
 
 
+@pytest.mark.slow
 def test_the_run_logs_coverage_and_source(task, tmp_path):
     from mlbench.runs.runner import run_once
     from mlbench.runs.tracking import Tracker

@@ -115,6 +115,7 @@ def test_write_tables_replaces_a_planted_link_and_removes_old_files(tmp_path):
     assert not (report / "tables" / "old.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_suite_names_its_configurations_and_runs_carry_the_label(tmp_path, monkeypatch):
     from mlbench.api import UsageError
     from mlbench.runs.matrix import run_suite
@@ -136,6 +137,7 @@ def test_a_suite_names_its_configurations_and_runs_carry_the_label(tmp_path, mon
             validate_suite(Suite("s", {"br": {}}, ["synthetic"], [0], labels=labels))
 
 
+@pytest.mark.slow
 def test_the_overview_lists_every_bundle_and_matches_the_committed_page(tmp_path):
     """reports/README.md is generated from the bundles by `mlbench report --overview`, never edited."""
     from mlbench.cli.main import main

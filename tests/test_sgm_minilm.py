@@ -70,6 +70,7 @@ def test_token_states_table_appends_splits_after_the_pad_row():
 
 
 @pytest.mark.parametrize("cls", [Seq2SeqMiniLM, Seq2SetMiniLM])
+@pytest.mark.slow
 def test_it_learns_is_deterministic_and_reloads(cls, task, tmp_path, tiny_encoder):
     a = _fit(cls, task, tmp_path, encoder=tiny_encoder, epochs=15)
     pred = a.predict(task.test)
@@ -102,6 +103,7 @@ def test_seq2set_starts_its_rl_phase_from_a_saved_seq2seq_model(task, tmp_path, 
         _fit(Seq2SetMiniLM, task, tmp_path, encoder=tiny_encoder, init_from=str(tmp_path / "word"))
 
 
+@pytest.mark.slow
 def test_states_are_cached_on_disk_and_read_back(task, tmp_path, tiny_encoder, monkeypatch):
     first = _fit(Seq2SeqMiniLM, task, tmp_path, encoder=tiny_encoder)
     expected = first.predict(task.test)
@@ -120,6 +122,7 @@ def test_states_are_cached_on_disk_and_read_back(task, tmp_path, tiny_encoder, m
 
 
 @pytest.mark.parametrize("cls", [Seq2SeqMiniLM, Seq2SetMiniLM])
+@pytest.mark.slow
 def test_the_contract_passes_with_a_tiny_encoder(cls, tiny_encoder, monkeypatch):
     import importlib.util
 

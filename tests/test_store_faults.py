@@ -149,6 +149,7 @@ def test_a_uri_given_to_mlbench_is_masked_wherever_its_secret_appears():
 
 
 @pytest.mark.parametrize("uri", ["sqlite:////proc/x/mlflow.db", "http://127.0.0.1:9/"])
+@pytest.mark.slow
 def test_a_bad_tracking_store_fails_in_one_line_before_any_data_is_read(workdir, capsys, monkeypatch, uri):
     import mlbench.data.tasks
 
@@ -181,6 +182,7 @@ def _half_made_store(path: Path, with_an_experiment: bool) -> None:
             con.execute("INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (7, 'mine', 'active')")
 
 
+@pytest.mark.slow
 def test_a_store_left_half_made_and_empty_is_built_again(tmp_path, monkeypatch):
     from mlbench.runs import tracking
 
@@ -221,6 +223,7 @@ def test_a_fresh_store_appears_only_once_complete(tmp_path, monkeypatch):
     assert not store.create_sqlite_atomically(f"sqlite:///{tmp_path / 'mlflow.db'}", store.make_mlflow_schema)
 
 
+@pytest.mark.slow
 def test_two_processes_create_a_fresh_store_at_once(workdir):
     args = ["run", "--method", "br", "--task", "synthetic", "--no-predictions", "--quiet"]
     env = {**os.environ, "MLBENCH_NO_PROGRESS": "1"}
@@ -255,6 +258,7 @@ def read_only(path: Path):
         path.chmod(0o644)
 
 
+@pytest.mark.slow
 def test_a_read_only_store_interrupts_the_trial_and_the_same_command_resumes(workdir):
     Path("hold").write_text("")
     proc = subprocess.Popen([sys.executable, "-m", "mlbench.cli.main", *run_args(workdir, 3)], cwd=workdir,
@@ -311,6 +315,7 @@ def _stop_server(server: subprocess.Popen) -> None:
     server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_tracking_server_killed_mid_study(workdir):
     """Server killed during trial 1: one line, exit 1, within 60 s; restarted: exactly N complete trials."""
     port = _free_port()
@@ -378,6 +383,7 @@ def test_a_resumed_study_that_finishes_clears_the_stale_error_tag(workdir):
     assert "mlbench.error" not in tags and tags["mlbench.trials_complete"] == "2"
 
 
+@pytest.mark.slow
 def test_a_store_fault_as_a_trial_run_starts_interrupts_that_trial(workdir, monkeypatch, capsys):
     """The artifact store fills up just as trial 1's MLflow run is being made: the trial is interrupted, not
     failed; the half-made run is ended (not left RUNNING for a parent or a report to pick up); the rerun ends

@@ -17,6 +17,7 @@ def tracker(tmp_path):
     return Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "mlartifacts")
 
 
+@pytest.mark.slow
 def test_an_experiment_per_task_with_its_artifacts_under_the_pinned_folder(tracker, tmp_path):
     exp = tracker.experiment_id("synthetic")
     assert tracker.experiment_id("synthetic") == exp  # found, not created twice

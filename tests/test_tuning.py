@@ -166,6 +166,7 @@ def _terminal_like_signals() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+@pytest.mark.slow
 def test_study_resumes_after_its_process_is_stopped(workdir, sig):
     """Stop the command mid-study, run it again: N trials with an outcome, none lost, none repeated,
     the MLflow runs of finished trials untouched, the same parent run reused."""
@@ -228,6 +229,7 @@ def test_study_resumes_after_its_process_is_stopped(workdir, sig):
     assert parent_after.data.metrics["best_valid_micro_f1"] == pytest.approx(study.best_value)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_sqlite_study(workdir, capfd):
     n = 8
     assert main(base_args(workdir, n, "sleep=0.3", "epochs=5") + ["--n-jobs", "2"]) == 0
@@ -243,6 +245,7 @@ def test_two_workers_share_one_sqlite_study(workdir, capfd):
     assert "[worker 0]" in err and "[worker 1]" in err
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(workdir, capsys):
     n = 8
     assert main(base_args(workdir, n, "fail_below=0.4", "epochs=2")) == 0
@@ -262,6 +265,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(workdir, capsys):
     assert "FAIL" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_median_pruner_stops_configurations_that_plateau_low(workdir):
     assert main(base_args(workdir, 16, "epochs=6")) == 0
     study = load_study()
@@ -281,6 +285,7 @@ def test_median_pruner_stops_configurations_that_plateau_low(workdir):
         assert runs[t.number].data.tags["mlbench.state"] == "PRUNED"
 
 
+@pytest.mark.slow
 def test_seeds_tune_separately_and_aggregate(workdir, capsys):
     seeds = ["0", "1", "2"]
     assert main(base_args(workdir, 3, "epochs=2") + ["--seeds", *seeds]) == 0
@@ -304,6 +309,7 @@ def test_seeds_tune_separately_and_aggregate(workdir, capsys):
     assert len(runs_by_role("parent")) == 3 and len(runs_by_role("aggregate")) == 1
 
 
+@pytest.mark.slow
 def test_untuned_seeds_get_an_aggregate_too(workdir):
     assert main(["run", "--method", "fake-iter", "--task", "synthetic", "--plugin", str(workdir / "fake_iter.py"),
                  "--seeds", "0", "1", "--no-predictions"]) == 0
@@ -314,6 +320,7 @@ def test_untuned_seeds_get_an_aggregate_too(workdir):
     assert agg.data.metrics["n_seeds"] == 2
 
 
+@pytest.mark.slow
 def test_fixed_params_are_not_searched_and_refit_uses_train_and_valid(workdir):
     assert main(base_args(workdir, 2, "quality=0.9", "epochs=3") + ["--refit"]) == 0
     study = load_study()
@@ -331,12 +338,14 @@ def test_tuning_options_need_trials(workdir, capsys):
     assert "--n-jobs only apply when tuning" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_study_made_for_other_settings_is_refused(workdir, capsys):
     assert main(base_args(workdir, 1, "epochs=1") + ["--study-name", "shared"]) == 0
     assert main(["run", "--method", "br", "--task", "synthetic", "--trials", "1", "--study-name", "shared"]) == 1
     assert "was made for other settings" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_journal_storage(workdir):
     assert main(base_args(workdir, 3, "epochs=2") + ["--storage", "tuning.journal"]) == 0
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("tuning.journal"))
@@ -344,6 +353,7 @@ def test_journal_storage(workdir):
     assert summary.n_trials == 3
 
 
+@pytest.mark.slow
 def test_a_trial_lost_on_another_machine_is_found_by_its_heartbeat(workdir, monkeypatch):
     """No process to check on another machine: Optuna's heartbeat decides, then the trial is retried."""
     from mlbench.runs.tuning import config as tuning

@@ -62,6 +62,7 @@ def _port_serving(port: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_ui_stopped_by_pid_leaves_no_process_or_port(tmp_path, sig):
     port = _free_port()
     ui = subprocess.Popen(

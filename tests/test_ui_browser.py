@@ -67,6 +67,7 @@ def store(tmp_path_factory):
     return root, uri, client, exp.experiment_id, runs
 
 
+@pytest.mark.slow
 def test_every_kind_of_run_has_an_artifact(store):
     _, _, client, _, runs = store
     assert {"br-seed0", "br-seed1", "br-seeds0-1", "br-seed0-tuned", "trial-0", "trial-1"} <= set(runs)
@@ -101,6 +102,7 @@ def _page_text(url: str, profile: Path) -> str:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+@pytest.mark.slow
 def test_the_ui_renders_runs_their_metrics_and_comparisons(store, tmp_path):
     root, uri, _, exp_id, runs = store
     port = _free_port()
