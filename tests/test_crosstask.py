@@ -216,3 +216,23 @@ def test_variants_of_a_dataset_this_installation_does_not_know_are_one_dataset()
     check_independent(["my-corpus", "other-corpus", "emotions"])
     with pytest.raises(UsageError, match="variants of one dataset \\(my-corpus\\)"):
         check_independent(["my-corpus", "my-corpus-shuffled", "emotions"])
+
+
+def test_a_row_with_some_datasets_is_shown_and_tested_pairwise_but_not_ranked(tmp_path):
+    # seq2seq and seq2set ran on 6 of the 14 tasks: they stay out of the ranks, not out of the page
+    records = _records()
+    for i, t in enumerate(TASKS[:6]):
+        for m, v in (("seq2seq", 0.70 + i / 100), ("seq2set", 0.71 + i / 100)):
+            records.append(RunRecord(hashlib.md5(f"{m}-{t}".encode()).hexdigest(), m, t, 0, "fp",
+                                     {"micro_f1": v}, {}, "", 0))
+    text = write_cross_task_report(None, records, TASKS, tmp_path).read_text()
+    scores = text[text.index("### Test micro-F1"):text.index("### Ranks")]
+    row = next(x for x in scores.splitlines() if x.startswith("| seq2set"))
+    assert row.endswith("(partial) | 0.710 | **0.720** | 0.730 | **0.740** | 0.750 | 0.760 |" + " – |" * 8), row
+    assert "seq2set" not in text[text.index("### Ranks"):text.index("## Cells without a run")]
+    assert "| Nemenyi CD (alpha=0.05) | 1.254 |" in text  # the four complete rows only, as before
+    line = next(x for x in text.splitlines() if x.startswith("| seq2set | seq2seq |"))
+    assert "| 6 | 6/0/0 | +0.0100 |" in line  # Δ over the six datasets both ran
+    assert "`seq2set` against `seq2seq`: 6 wins, 0 ties, 0 losses over 6 datasets" in text
+    csv_rows = (tmp_path / "tables" / "scores_micro_f1.csv").read_text().splitlines()
+    assert [r.split(",")[1] for r in csv_rows if "(partial)" in r] == ["0.7", "0.71"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from mlbench.api import MlbenchError, UsageError
 from mlbench.reports.crosstask import (LOWER_IS_BETTER, CrossTaskSummary, PairedTest, cd_diagram,
-                                       summarise_across_tasks, wilcoxon_pairs)
+                                       seed_values, summarise_across_tasks, wilcoxon_pairs)
 from mlbench.reports.table_files import Cell, Table, mark_best, number
 
 #: The metrics of the per-dataset tables and of the mean-rank table, with their column names.
@@ -26,15 +26,26 @@ REPORT_METRICS = (("hamming_loss", "HL ↓"), ("subset_01_loss", "0/1 loss ↓")
                   ("macro_f1", "macro-F1 ↑"), ("example_f1", "example-F1 ↑"))
 
 
-def score_table(summary: CrossTaskSummary, name: str, stale: set[str]) -> Table:
-    """Rows x tasks: each row's seed mean (± std in the CSV and LaTeX files), best per task in bold."""
+def score_table(summary: CrossTaskSummary, name: str, stale: set[str],
+                partial: dict[tuple[str, str], list[float]] | None = None) -> Table:
+    """Rows x tasks: each row's seed mean (± std in the CSV and LaTeX files), best per task in bold. The rows
+    with runs on some tasks only (``partial``: their seed values, :func:`~mlbench.reports.crosstask.seed_values`)
+    follow the ranked ones, marked ``(partial)``, a dash where they have no run."""
+    digits = 4 if summary.metric == "hamming_loss" else 3
     t = Table(name, ["method", *summary.tasks], compact=True,
               caption=f"Test {summary.metric} per dataset, mean over seeds")
     for i, row in enumerate(summary.methods):
         cells = [Cell(text=row + (" †" if row in stale else ""))]
         for j in range(len(summary.tasks)):
             mean, std, n = summary.scores[i, j], summary.stds[i, j], int(summary.seeds[i, j])
-            cells.append(number(mean, std, n, 4 if summary.metric == "hamming_loss" else 3))
+            cells.append(number(mean, std, n, digits))
+        t.rows.append(cells)
+    for row in sorted(summary.left_out):
+        cells = [Cell(text=row + (" †" if row in stale else "") + " (partial)")]
+        for task in summary.tasks:
+            v = (partial or {}).get((row, task))
+            cells.append(number(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v), digits)
+                         if v else Cell(text="–"))
         t.rows.append(cells)
     for j in range(1, len(summary.tasks) + 1):
         mark_best(t.rows, j, summary.metric in LOWER_IS_BETTER)
@@ -212,11 +223,13 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
     summaries = [by_metric[key] for key, _ in REPORT_METRICS if key in by_metric] or [main]
     write_by_rename(out_dir / "cd_diagram.png", lambda path: cd_diagram(main, path))
     rows = main.methods
-    pairs = [(row, "seq2seq" + row[len("seq2set"):]) for row in rows
-             if row_method(row).startswith(SEQ2SET_FAMILY) and "seq2seq" + row[len("seq2set"):] in rows]
+    # the pairwise tests also take the rows that ran on some datasets only (over the datasets both ran)
+    every = [*rows, *sorted(main.left_out)]
+    pairs = [(row, "seq2seq" + row[len("seq2set"):]) for row in every
+             if row_method(row).startswith(SEQ2SET_FAMILY) and "seq2seq" + row[len("seq2set"):] in every]
     reference = next((row for row in sorted(rows, key=len) if row_method(row) == REFERENCE_METHOD), None)
     if reference is not None:
-        pairs += [(row, reference) for row in rows if row != reference and (row, reference) not in pairs]
+        pairs += [(row, reference) for row in every if row != reference and (row, reference) not in pairs]
     tests = wilcoxon_pairs(records, tasks, pairs, metric=metric)
     tables: list[Table] = []
     direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
@@ -248,7 +261,7 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
     parts += ["## Per dataset", ""]
     for s in summaries:
         label = dict(REPORT_METRICS).get(s.metric, s.metric)
-        t = score_table(s, f"scores_{s.metric}", stale)
+        t = score_table(s, f"scores_{s.metric}", stale, seed_values(records, tasks, s.metric))
         tables.append(t)
         parts += [f"### Test {label}", "", t.markdown(), ""]
     rt = rank_table(main, stale)
@@ -273,7 +286,8 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
                 ran = [t for t in tasks if t not in missing]
                 return f"only {', '.join(ran)}" if len(ran) < len(missing) else f"missing {', '.join(missing)}"
 
-            parts += ["Rows left out of the ranking (no run on some dataset): "
+            parts += ["Rows left out of the ranking (no run on some dataset; the per-dataset tables show them as "
+                      "`(partial)`, and the Wilcoxon tests take them over the datasets they ran, five at least): "
                       + "; ".join(f"{m} ({where(m, ts)})" for m, ts in sorted(left.items())) + ".", ""]
     if stale:
         parts += [stale_note(stale, meta.get("stale", [])), ""]

@@ -65,15 +65,7 @@ def score_matrix(records: Sequence[Any], tasks: Sequence[str],
     the same method with other settings are another row, never averaged in. Per task only the runs of its
     newest fingerprint count (older runs were on another split or label set).
     """
-    newest: dict[str, tuple[int, str]] = {}
-    for r in records:
-        if r.task in tasks and metric in r.metrics:
-            if r.task not in newest or newest[r.task][0] < r.start_time:
-                newest[r.task] = (r.start_time, r.fingerprint)
-    values: dict[tuple[str, str], list[float]] = {}
-    for r in records:
-        if r.task in newest and r.fingerprint == newest[r.task][1] and metric in r.metrics:
-            values.setdefault((r.row_name, r.task), []).append(float(r.metrics[metric]))
+    values = seed_values(records, tasks, metric)
     all_methods = sorted({m for m, _ in values})
     left_out = {m: [t for t in tasks if (m, t) not in values] for m in all_methods}
     left_out = {m: ts for m, ts in left_out.items() if ts}
@@ -83,6 +75,20 @@ def score_matrix(records: Sequence[Any], tasks: Sequence[str],
                      for m in methods], dtype=float).reshape(len(methods), len(tasks))
     seeds = np.array([[len(values[(m, t)]) for t in tasks] for m in methods], dtype=int).reshape(len(methods), len(tasks))
     return methods, scores, stds, seeds, left_out
+
+
+def seed_values(records: Sequence[Any], tasks: Sequence[str], metric: str) -> dict[tuple[str, str], list[float]]:
+    """``{(row, task): [metric of each seed's run]}`` over the runs of each task's newest fingerprint."""
+    newest: dict[str, tuple[int, str]] = {}
+    for r in records:
+        if r.task in tasks and metric in r.metrics:
+            if r.task not in newest or newest[r.task][0] < r.start_time:
+                newest[r.task] = (r.start_time, r.fingerprint)
+    values: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.task in newest and r.fingerprint == newest[r.task][1] and metric in r.metrics:
+            values.setdefault((r.row_name, r.task), []).append(float(r.metrics[metric]))
+    return values
 
 
 def _some(names: Sequence[str], most: int = 4) -> str:
@@ -178,12 +184,7 @@ def wilcoxon_pairs(records: Sequence[Any], tasks: Sequence[str], pairs: Sequence
     A pair with fewer than five tasks in common is left out (the test cannot reach 0.05 with fewer)."""
     from scipy.stats import wilcoxon
 
-    means: dict[tuple[str, str], float] = {}
-    values: dict[tuple[str, str], list[float]] = {}
-    for r in records:
-        if r.task in tasks and metric in r.metrics:
-            values.setdefault((r.row_name, r.task), []).append(float(r.metrics[metric]))
-    means = {k: float(np.mean(v)) for k, v in values.items()}
+    means = {k: float(np.mean(v)) for k, v in seed_values(records, tasks, metric).items()}
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     out: list[PairedTest] = []
     for row, ref in pairs:
