@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 #: The PostgreSQL and MLflow server fixtures (tests/servers.py), for every test module that names them.
 pytest_plugins = ["servers"]
+
+# A test run started in the background by a shell without job control (a CI script's `cmd &`, nohup) inherits
+# SIGINT ignored, and every command the tests start would inherit it too: the Ctrl-C tests' SIGINT would then
+# do nothing. A handler (unlike SIG_IGN) is reset to the default in a started program.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True, scope="session")
