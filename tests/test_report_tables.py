@@ -168,3 +168,20 @@ def test_provenance_names_the_thread_counts_each_row_ran_with():
     table = provenance(label_rows([run("br", None, "1"), run("seq2set", "1", "1"), run("seq2set", "2", "1")]))
     threads = {row[0].text: row[4].text for row in table.rows}
     assert threads == {"br": "linear 1", "seq2set": "torch 1 / linear 1, torch 2 / linear 1"}
+
+
+def test_table1_marks_a_row_stale_for_its_base_task_runs_and_names_rows_stale_elsewhere():
+    from mlbench.reports.records import RunRecord, stale_note, stale_rows
+
+    def rec(task, code):
+        return RunRecord(f"{task}{code}".ljust(32, "0"), "xml-cnn", task, 0, "fp", {"micro_f1": 0.8}, {}, "", 0,
+                         config_digest="c1", code_digest=code)
+
+    records = [rec("reuters", "new"), rec("reuters-shuffled", "old")]
+    entries = [{"method": "xml-cnn", "code_digest": "old", "current": "new"}]
+    assert stale_rows(records, entries) == {"xml-cnn"}
+    assert stale_rows(records, entries, task="reuters") == set()  # its Table 1 runs are current
+    assert stale_rows(records, entries, task="reuters-shuffled") == {"xml-cnn"}
+    note = stale_note(set(), entries, ["xml-cnn"], "reuters")
+    assert note.startswith("† stale: 0 row(s) hold runs on `reuters` made with code that has changed")
+    assert note.endswith("Current on `reuters`, stale on the other tasks of this report: xml-cnn.")

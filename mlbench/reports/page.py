@@ -107,7 +107,8 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
         raise MlbenchError(f"bundle {bundle_dir} holds no run of task {base_task!r}")
     truth = bundle.truth(base_task)  # every file read and checked before the first byte of the page is written
     bundle.check_predictions()
-    stale = stale_rows(records, meta.get("stale", []))
+    stale = stale_rows(records, meta.get("stale", []), task=base_task)  # Table 1 marks a row for its base-task runs
+    stale_elsewhere = sorted(stale_rows(records, meta.get("stale", [])) - stale)
     base = summarise(records, base_task)
     tables: list[Table] = []
     parts = [f"# mlbench report: {base_task}", ""]
@@ -138,8 +139,8 @@ def render_report(bundle_dir: Path, out_dir: Path | None = None) -> Path:
                      f"rerun under other execution settings ({'; '.join(settings)}; `reruns.csv`, written by "
                      "`benchmarks/rerun_envelope.py`): a difference between two rows smaller than it is within "
                      "what a rerun elsewhere may move.")
-    if stale:
-        notes.append(stale_note(stale, meta.get("stale", [])))
+    if stale or stale_elsewhere:
+        notes.append(stale_note(stale, meta.get("stale", []), stale_elsewhere, base_task))
     parts += [*notes, *([""] if notes else [])]
     legend, warnings = configurations(records, base_task, stale=sorted(stale))
     tables.append(legend)

@@ -293,14 +293,20 @@ def stale_entries(records: Sequence[Any]) -> list[dict[str, str]]:
     return out
 
 
-def stale_rows(records: Sequence[Any], entries: Sequence[dict[str, str]]) -> set[str]:
-    """The rows with a run whose (method, code digest) the bundle lists as stale."""
+def stale_rows(records: Sequence[Any], entries: Sequence[dict[str, str]], task: str | None = None) -> set[str]:
+    """The rows with a run (on ``task``, when given) whose (method, code digest) the bundle lists as stale."""
     old = {(e["method"], e["code_digest"]) for e in entries}
-    return {r.row_name for r in records if (r.method, r.code_digest) in old}
+    return {r.row_name for r in records if (r.method, r.code_digest) in old and (task is None or r.task == task)}
 
 
-def stale_note(rows: set[str], entries: Sequence[dict[str, str]]) -> str:
+def stale_note(rows: set[str], entries: Sequence[dict[str, str]], elsewhere: Sequence[str] = (),
+               task: str = "") -> str:
+    """The footnote of the † marks; ``elsewhere``: rows whose runs on ``task`` are current but whose runs on
+    the report's other tasks are not (a row of Table 1 is marked for its runs on the base task only)."""
     changes = "; ".join(f"{e['method']} {e['code_digest'] or '(none)'} → {e['current']}" for e in entries)
-    return (f"† stale: {len(rows)} row(s) hold runs made with code that has changed since (code digest then → "
-            f"when this report was written: {changes}). Their numbers are those of the older code; rerun them "
-            "with `mlbench bench` to refresh.")
+    where = f" on `{task}`" if task else ""
+    other = (f" Current on `{task}`, stale on the other tasks of this report: {', '.join(elsewhere)}."
+             if elsewhere else "")
+    return (f"† stale: {len(rows)} row(s) hold runs{where} made with code that has changed since (code digest "
+            f"then → when this report was written: {changes}). Their numbers are those of the older code; rerun "
+            f"them with `mlbench bench` to refresh.{other}")
