@@ -56,7 +56,8 @@ def run_on_dask(cells: list[Any], settings: Any, workers: int, scheduler: str | 
     cell_of: dict[str, Any] = {}
     outcomes: dict[int, CellOutcome] = {}
     try:
-        home = placement(cells, sorted(client.scheduler_info()["workers"]))
+        # every worker's address (scheduler_info() lists only the first five in some Dask releases)
+        home = placement(cells, sorted(client.nthreads()))
         for i, cell in enumerate(cells):
             deps = [futures[(target, cell.task, cell.seed)] for target in cell.sources.values()
                     if (target, cell.task, cell.seed) in futures]
@@ -68,7 +69,7 @@ def run_on_dask(cells: list[Any], settings: Any, workers: int, scheduler: str | 
             futures[(cell.method, cell.task, cell.seed)] = future
             cell_of[future.key] = cell
         started, done, failed = time.monotonic(), 0, 0
-        slots = workers if cluster is not None else max(len(client.scheduler_info()["workers"]), 1)
+        slots = workers if cluster is not None else max(len(client.nthreads()), 1)
         for future in as_completed(list(futures.values())):
             cell = cell_of[future.key]
             try:
