@@ -206,6 +206,7 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
     """README.md, the CD diagram and every table (``tables/*.csv``, ``.tex``) of a comparison across tasks,
     from its bundle alone."""
     from mlbench.reports.comparisons import REFERENCE_METHOD, SEQ2SET_FAMILY
+    from mlbench.reports.published import published_section, read_published
     from mlbench.reports.records import row_method, stale_note, stale_rows
     from mlbench.reports.writing import write_by_rename
     from mlbench.reports.tables import configurations, fingerprints, provenance
@@ -214,6 +215,7 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
     tasks, metric, command = list(meta["tasks"]), meta.get("metric", "micro_f1"), meta.get("command", "")
     records = bundle.records()
     bundle.check_predictions()
+    published = read_published(bundle.folder)  # checked before anything is written
     stale = stale_rows(records, meta.get("stale", []))
     out_dir.mkdir(parents=True, exist_ok=True)
     main = summarise_across_tasks(records, tasks, metric=metric)
@@ -231,6 +233,7 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
     if reference is not None:
         pairs += [(row, reference) for row in every if row != reference and (row, reference) not in pairs]
     tests = wilcoxon_pairs(records, tasks, pairs, metric=metric)
+    pub_findings, pub_lines, pub_tables = published_section(records, tasks, published) if published else ([], [], [])
     tables: list[Table] = []
     direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
     parts = [f"# mlbench: {len(rows)} configurations across {len(tasks)} datasets", ""]
@@ -240,7 +243,7 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
               "`mlbench report --from` re-renders this page from them). Per dataset, a row's value is its mean "
               "over seeds; datasets rank the rows (1 = best). Every table is also in `tables/` as CSV and LaTeX "
               "(with the standard deviations over seeds).", "", "## Findings", ""]
-    parts += [f"- {line}" for line in findings(main, tests)] + [""]
+    parts += [f"- {line}" for line in findings(main, tests)] + pub_findings + [""]
     ranks_all = mean_rank_table(summaries, stale)
     tables.append(ranks_all)
     parts += ["## Mean rank per metric", "", ranks_all.markdown(), ""]
@@ -258,6 +261,8 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
                   "ran: wins/ties/losses count datasets, median Δ is row − reference (positive = better), p is "
                   "two-sided and Holm-adjusted over the whole table; * marks p (Holm) < 0.05.", "",
                   wt.markdown(), ""]
+    parts += pub_lines
+    tables += pub_tables
     parts += ["## Per dataset", ""]
     for s in summaries:
         label = dict(REPORT_METRICS).get(s.metric, s.metric)
