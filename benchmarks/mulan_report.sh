@@ -21,6 +21,8 @@ if mlbench list 2>/dev/null | grep -q '^  omikuji'; then
     mlbench bench mulan --methods omikuji --workers "$WORKERS" -q
 fi
 
+# reports/mulan/published.json (Bogatinovski et al. 2022's figures, from benchmarks/published_figures.py) is
+# committed evidence beside the runs: the export keeps it, and the page sets the rows beside it.
 TASKS=emotions,scene,yeast,genbase,medical,enron,corel5k,bibtex,delicious,tmc2007,mediamill,reuters
 # the methods with their defaults (a seq2set cell starts from its seq2seq cell), the rows the suite runs
 mlbench report --tasks "$TASKS" --config default --out reports/mulan \
