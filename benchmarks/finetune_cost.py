@@ -84,6 +84,9 @@ def one(label: str, args: argparse.Namespace) -> dict[str, Any]:
     fit(2)  # warm-up: the first fit of a process pays one-time costs (tokenizer files, first kernels)
     t_small, _ = fit(args.small)
     t_large, method = fit(args.large)
+    if t_large <= t_small:  # the extra documents cost nothing measurable: noise swamped them
+        raise SystemExit(f"{label}: the fit on {args.large} documents ({t_large:.1f} s) was not slower than the one on "
+                         f"{args.small} ({t_small:.1f} s); widen --large - --small or run on a quieter machine")
     train_docs_s = (args.large - args.small) / (t_large - t_small)
     test = task.test.subset(rng.permutation(len(task.test))[: args.infer + 16])
     method.predict_scores(test.subset(np.arange(16)))  # warm-up: one batch
@@ -160,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         child = [sys.executable, __file__, "--one", label, "--task", args.task, "--threads", str(args.threads),
                  "--small", str(args.small), "--large", str(args.large), "--valid", str(args.valid),
                  "--infer", str(args.infer)]
-        out = subprocess.run(child, check=True, capture_output=True, text=True,
+        out = subprocess.run(child, capture_output=True, text=True,
                              env={**os.environ, "HF_HUB_OFFLINE": "1", "MLBENCH_NO_PROGRESS": "1"})
+        if out.returncode != 0:
+            sys.exit(f"{label}: the measuring process failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(fmt_row(rows[-1]), flush=True)
     if args.out is not None:

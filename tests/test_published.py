@@ -72,9 +72,11 @@ def test_published_figures_are_set_beside_the_rows_with_their_agreement(bundle: 
     assert "| br / BR | micro_f1 | 5 | 3 of 5 | +0.050 | 1.00 | 1.80 | 1.60 |" in agreement
     assert "| pcc / CC | micro_f1 | 5 | 2 of 5 | -0.030 |" in agreement
     assert "hamming_loss" not in agreement  # no published Hamming loss, no row
-    findings = text[text.index("## Findings"):text.index("## Mean rank")]
+    assert "| mlknn" not in agreement and "mlknn" not in findings_of(text)
+    findings = findings_of(text)
     assert "mlbench's value is the higher one in 5 of 10 cells (br 3/5, pcc 2/5)" in findings
-    assert "below the study for every pair on d2" in findings and "above it for every pair on d3" in findings
+    assert "below the study for every pair compared on d2" in findings
+    assert "above it for every pair compared on d3" in findings
     assert "the methods rank pcc, br in mlbench and pcc, br in the study (the same order)" in findings
     for name in ("published_micro_f1", "published_subset_accuracy", "published_agreement"):
         assert (bundle / "tables" / f"{name}.csv").is_file()
@@ -83,6 +85,60 @@ def test_published_figures_are_set_beside_the_rows_with_their_agreement(bundle: 
     render_report(bundle, copy)
     assert (copy / "README.md").read_bytes() == (bundle / "README.md").read_bytes()
     assert not (copy / "published.json").exists()  # read, never copied
+
+
+def findings_of(text: str) -> str:
+    return text[text.index("## Findings"):text.index("## Mean rank")]
+
+
+def _section(bundle: Path, figures: list[dict], source: dict = SOURCE) -> str:
+    (bundle / "published.json").write_text(json.dumps({"source": source, "figures": figures}))
+    text = render_report(bundle).read_text()
+    return text[text.index("## Against a published comparison"):text.index("## Per dataset")]
+
+
+def test_a_lower_is_better_measure_counts_mlbench_better_when_its_value_is_lower(bundle: Path):
+    # mlbench's Hamming loss per task (see _records): br (1 - micro-F1) / 10 -> d0 0.035, d1 0.02, d2 0.06, d3 0.01,
+    # d4 0.07; published: lower than mlbench's on d0, d1, higher on d2, d3, d4
+    theirs = [0.030, 0.010, 0.080, 0.020, 0.090]
+    figures = [{"dataset": t, "method": "BR", "row": "br", "metric": "hamming_loss", "value": v}
+               for t, v in zip(TASKS, theirs)]
+    agreement = _section(bundle, figures)
+    agreement = agreement[agreement.index("### Agreement"):]
+    # mlbench - published: +0.005, +0.010, -0.020, -0.010, -0.020 -> better (lower) on 3 of 5, median improvement
+    # +0.010; the datasets' order by loss differs on d1 and d3 only (rho 0.9); one pair only, so no ranks
+    assert "| br / BR | hamming_loss | 5 | 3 of 5 | +0.010 | 0.90 | – | – |" in agreement
+
+
+def test_spearman_needs_three_datasets_and_a_pair_without_runs_leaves_the_others_ranked(bundle: Path):
+    figures = [f for f in _figures() if f["metric"] == "micro_f1"]
+    figures = [f for f in figures if f["method"] == "CC"] + [f for f in figures if f["method"] == "BR"][:2]
+    figures += [{"dataset": t, "method": "MLkNN", "row": "mlknn", "metric": "micro_f1", "value": 0.5} for t in TASKS]
+    section = _section(bundle, figures)
+    agreement = section[section.index("### Agreement"):]
+    assert "| br / BR | micro_f1 | 2 | 1 of 2 | +0.000 | – |" in agreement  # two datasets: no rho
+    # mlknn never ran: its row has no value and no rank, br and pcc are still ranked on d0 and d1
+    assert "| mlknn / MLkNN | micro_f1 | 0 | 0 of 0 | – | – | – | – |" in agreement
+    # ranks on d0, d1: mlbench's pcc beats br on both (1.00), the study's CC on d1 only (1.50)
+    assert "| pcc / CC | micro_f1 | 5 | 2 of 5 | -0.030 | 0.90 | 1.00 | 1.50 |" in agreement
+    assert "| br / BR | micro_f1 | 2 | 1 of 2 | +0.000 | – | 2.00 | 1.50 |" in agreement
+    assert "| d0 | 0.660 / 0.600 | 0.650 / 0.700 | – / 0.500 |" in section  # the file's order: CC, BR, MLkNN
+
+
+def test_one_published_method_beside_two_rows_keeps_each_pair_its_own_figures(bundle: Path):
+    figures = [{"dataset": t, "method": "CC", "row": row, "metric": "micro_f1", "value": v}
+               for row, vs in (("br", [0.1] * 5), ("pcc", [0.9] * 5)) for t, v in zip(TASKS, vs)]
+    section = _section(bundle, figures)
+    assert "| d0 | 0.650 / 0.100 | 0.660 / 0.900 |" in section
+
+
+def test_the_sources_texts_reach_the_page_as_text_never_as_markup(bundle: Path):
+    source = {**SOURCE, "citation": "<script>alert(1)</script> [see](javascript:alert(1)) *x*",
+              "location": "<details><summary>hidden"}
+    section = _section(bundle, _figures(), source)
+    assert "<script>" not in section and "<details>" not in section and "[see](javascript" not in section
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; \\[see\\](javascript:alert(1)) \\*x\\*" in section
+    assert "## Per dataset" not in section and section.count("### Agreement") == 1
 
 
 @pytest.mark.parametrize("change, message", [
@@ -95,6 +151,11 @@ def test_published_figures_are_set_beside_the_rows_with_their_agreement(bundle: 
     (lambda d: {**d, "figures": [{**d["figures"][0], "metric": "accuracy"}]}, "is not one of"),
     (lambda d: {**d, "figures": [{**d["figures"][0], "dataset": "../etc"}]}, "plain names"),
     (lambda d: {**d, "figures": [d["figures"][0], d["figures"][0]]}, "a second figure"),
+    # inputs that once escaped as tracebacks: an integer too long to convert, an unhashable metric, an integer
+    # too large for a float
+    (lambda d: '{"source": {}, "figures": [' + "1" * 5000 + "]}", "not JSON"),
+    (lambda d: {**d, "figures": [{**d["figures"][0], "metric": ["micro_f1"]}]}, "is not one of"),
+    (lambda d: {**d, "figures": [{**d["figures"][0], "value": 10 ** 400}]}, "value must be a number in [0, 1]"),
 ])
 def test_a_malformed_published_file_is_refused_before_anything_is_written(bundle: Path, change, message):
     data = change({"source": SOURCE, "figures": _figures()})
