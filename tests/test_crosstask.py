@@ -236,3 +236,13 @@ def test_a_row_with_some_datasets_is_shown_and_tested_pairwise_but_not_ranked(tm
     assert "`seq2set` against `seq2seq`: 6 wins, 0 ties, 0 losses over 6 datasets" in text
     csv_rows = (tmp_path / "tables" / "scores_micro_f1.csv").read_text().splitlines()
     assert [r.split(",")[1] for r in csv_rows if "(partial)" in r] == ["0.7", "0.71"]
+
+
+def test_a_cell_with_fewer_seeds_than_most_of_its_row_is_marked():
+    from mlbench.reports.across_tasks import FEWER_SEEDS, usual_seeds
+
+    # most datasets ran 3 seeds: one with 1 is below (runs still to finish); one with 5 (a paper table's extra
+    # seeds) is not; on a tie the larger count is the usual one
+    assert usual_seeds([3, 3, 3, 1, 5]) == 3
+    assert usual_seeds([1, 3]) == 3 and usual_seeds([]) == 0
+    assert FEWER_SEEDS.strip() == "§"

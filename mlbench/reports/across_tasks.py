@@ -22,8 +22,17 @@ from mlbench.reports.crosstask import (LOWER_IS_BETTER, CrossTaskSummary, Paired
 from mlbench.reports.table_files import Cell, Table, mark_best, number
 
 #: The metrics of the per-dataset tables and of the mean-rank table, with their column names.
+#: After a per-dataset value from fewer seeds than the row's other datasets.
+FEWER_SEEDS = " §"
 REPORT_METRICS = (("hamming_loss", "HL ↓"), ("subset_01_loss", "0/1 loss ↓"), ("micro_f1", "micro-F1 ↑"),
                   ("macro_f1", "macro-F1 ↑"), ("example_f1", "example-F1 ↑"))
+
+
+def usual_seeds(counts) -> int:
+    """The seed count most of a row's datasets have (the larger on a tie): a dataset below it is one whose runs
+    have not all finished, while one above it (more seeds run for a paper table) is not."""
+    values, freq = np.unique(np.asarray(counts, dtype=int), return_counts=True)
+    return int(values[freq == freq.max()].max()) if len(values) else 0
 
 
 def score_table(summary: CrossTaskSummary, name: str, stale: set[str],
@@ -36,15 +45,18 @@ def score_table(summary: CrossTaskSummary, name: str, stale: set[str],
               caption=f"Test {summary.metric} per dataset, mean over seeds")
     for i, row in enumerate(summary.methods):
         cells = [Cell(text=row + (" †" if row in stale else ""))]
+        most = usual_seeds(summary.seeds[i])
         for j in range(len(summary.tasks)):
             mean, std, n = summary.scores[i, j], summary.stds[i, j], int(summary.seeds[i, j])
-            cells.append(number(mean, std, n, digits))
+            cells.append(number(mean, std, n, digits, suffix=FEWER_SEEDS if n < most else ""))
         t.rows.append(cells)
     for row in sorted(summary.left_out):
         cells = [Cell(text=row + (" †" if row in stale else "") + " (partial)")]
+        most = usual_seeds([len(v) for (r, _), v in (partial or {}).items() if r == row])
         for task in summary.tasks:
             v = (partial or {}).get((row, task))
-            cells.append(number(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v), digits)
+            cells.append(number(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v), digits,
+                                suffix=FEWER_SEEDS if len(v) < most else "")
                          if v else Cell(text="–"))
         t.rows.append(cells)
     for j in range(1, len(summary.tasks) + 1):
@@ -269,6 +281,9 @@ def render_cross_task_report(bundle: Any, out_dir: Path) -> Path:
         t = score_table(s, f"scores_{s.metric}", stale, seed_values(records, tasks, s.metric))
         tables.append(t)
         parts += [f"### Test {label}", "", t.markdown(), ""]
+    if any(c.suffix == FEWER_SEEDS for t in tables for r in t.rows for c in r):
+        parts += [f"{FEWER_SEEDS.strip()} the cell holds fewer seeds than most of the row's datasets (its other runs have "
+                  "not finished): its mean is less certain than theirs.", ""]
     rt = rank_table(main, stale)
     tables.append(rt)
     parts += [f"### Ranks on test {metric}", "", rt.markdown(), ""]
