@@ -33,3 +33,21 @@ def test_finetune_cost_projects_an_epoch_and_a_seed_from_the_measured_rates():
            "epoch_s": epoch_s, "infer_docs_s": 10.0, "seed_h": seed_h, "peak_rss_gib": 1.5, "fit_small_s": 9.0,
            "fit_large_s": 41.0, "load_min": 1.0, "load_max": 2.5}
     assert finetune_cost.fmt_row(row) == "| 256 x 1 window | 1.00 / 1.00 | 2.00 | 59 | 10.0 | 10.0 | 1.50 GiB | 9 / 41 | 1.0-2.5 |"
+
+
+def test_solver_tolerance_choice_bounds_the_mean_drop_and_each_task_drop():
+    import solver_tolerance
+
+    def rows(task, scores):
+        return [{"task": task, "tolerance": tol, "solve_s": 1.0, "valid_micro_f1": f}
+                for tol, f in zip((1e-4, 1e-3, 1e-2, 1e-1), scores)]
+
+    # drops of a / b (mean): 1e-3 0 / 0.0005 (0.00025), 1e-2 0.0005 / 0.002 (0.00125), 1e-1 0.003 / -0.002 (0.0005)
+    table = rows("a", (0.80, 0.8000, 0.7995, 0.797)) + rows("b", (0.60, 0.5995, 0.5980, 0.602))
+    assert solver_tolerance.choose(table, 1e-4, 0.001, 0.005) == 1e-1
+    assert solver_tolerance.choose(table, 1e-4, 0.001, 0.002) == 1e-3  # 1e-1 drops a by 0.003, 1e-2's mean
+    assert solver_tolerance.choose(table, 1e-4, 0.0015, 0.0025) == 1e-2
+    assert solver_tolerance.choose(table, 1e-4, 0.0002, 0.005) == 1e-4
+    # a looser tolerance that scores higher everywhere is chosen; none within the bounds keeps the current one
+    assert solver_tolerance.choose(rows("a", (0.8, 0.81, 0.82, 0.83)), 1e-4, 0.0, 0.0) == 1e-1
+    assert solver_tolerance.choose(rows("a", (0.8, 0.7, 0.7, 0.7)), 1e-4, 0.001, 0.005) == 1e-4
