@@ -27,15 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import Param
-
-#: Hyperparameters of the TF-IDF featurisation, shared by every linear method.
-TFIDF_DEFAULTS: dict[str, Any] = {
-    "max_ngram": 2,
-    "min_df": 2,
-    "max_features": 200_000,
-    "sublinear_tf": True,
-}
+from mlbench.methods.features import TFIDF_DEFAULTS, TFIDF_SPECS, suggest_tfidf  # noqa: F401  (plugins' old import)
 
 #: LIBLINEAR's stopping tolerance (its own default for ``-s 0``). Chosen on validation micro-F1 by
 #: ``benchmarks/solver_tolerance.py`` (reports/performance/solver_tolerance.md): against scikit-learn's
@@ -46,31 +38,6 @@ SOLVER_TOL = 1e-2
 THREADS_ENV = "MLBENCH_LINEAR_THREADS"
 #: Bias of a label whose training column is constant: saturates the sigmoid at that constant.
 CONSTANT_BIAS = 20.0
-
-
-#: Types and ranges of :data:`TFIDF_DEFAULTS` (``max_features`` null: every term).
-TFIDF_SPECS: dict[str, Param] = {
-    "max_ngram": Param("int", low=1),
-    "min_df": Param("int", low=1),
-    "max_features": Param("int", low=1, none_ok=True),
-    "sublinear_tf": Param("bool"),
-}
-
-
-def make_vectorizer(params: dict[str, Any]):
-    """A fresh TF-IDF vectorizer (see :mod:`mlbench.methods.features`, which also caches fitted ones)."""
-    from mlbench.methods.features import make_vectorizer as make
-
-    return make(params)
-
-
-def suggest_tfidf(trial: Any) -> dict[str, Any]:
-    """The TF-IDF part of a linear method's Optuna search space."""
-    return {
-        "max_ngram": trial.suggest_int("max_ngram", 1, 2),
-        "min_df": trial.suggest_int("min_df", 1, 5),
-        "sublinear_tf": trial.suggest_categorical("sublinear_tf", [True, False]),
-    }
 
 
 def solver_threads() -> int:

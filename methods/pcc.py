@@ -32,16 +32,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FEATURES, TEXT, FitContext, Method, MlbenchError, Param, Split, as_binary_csr
-from mlbench.methods.features import split_features
+from mlbench.methods.features import TFIDF_DEFAULTS, TFIDF_SPECS, split_features, suggest_tfidf
 from mlbench.methods.linear import (
-    TFIDF_DEFAULTS,
-    TFIDF_SPECS,
     LiblinearRows,
     timed_cached_model,
     fit_lr_rows,
     labels_digest,
     map_threads,
-    suggest_tfidf,
 )
 from mlbench.progress import progress
 

@@ -15,6 +15,16 @@ def test_code_closure_follows_project_imports_only():
     assert {"mlbench.methods.neural.method", "mlbench.methods.neural.sgm", "mlbench.methods.neural.train"} <= set(seq)
 
 
+def test_methods_without_the_logistic_solver_do_not_depend_on_its_module():
+    """A change to BR/PCC's LIBLINEAR solver (its tolerance, its threads) must not stale the rows of the methods
+    that never call it: the classics (LinearSVC, ML-kNN) read their TF-IDF settings from the features module."""
+    for module in ("mlbench.methods.labelpowerset", "mlbench.methods.rakel", "mlbench.methods.mlknn",
+                   "mlbench.methods.classics"):
+        closure = import_closure(module)
+        assert "mlbench.methods.features" in closure and "mlbench.methods.linear" not in closure, module
+    assert "mlbench.methods.linear" in import_closure("mlbench.methods.pcc")
+
+
 def test_code_digest_changes_with_a_module_of_the_closure(tmp_path, monkeypatch):
     import sys
 
