@@ -19,7 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FEATURES, TEXT, FitContext, Method, Param, Split, as_binary_csr
-from mlbench.methods.features import TFIDF_DEFAULTS, TFIDF_SPECS, split_features
+from mlbench.methods.features import split_features
+from mlbench.methods.tfidf import TFIDF_DEFAULTS, TFIDF_SPECS
 
 #: Unigram TF-IDF (BR's measured choice on Reuters); sublinear tf kept, as it suits distances and margins.
 CLASSIC_TFIDF = {**TFIDF_DEFAULTS, "max_ngram": 1}

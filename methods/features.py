@@ -57,37 +57,12 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.api import Param
 from mlbench.data.cache import texts_digest  # one definition of a corpus digest for every cache
 
 log = logging.getLogger(__name__)
 
 #: The parameters that determine a featurisation (anything else, e.g. ``C``, leaves it unchanged).
 FEATURE_PARAMS = ("max_ngram", "min_df", "max_features", "sublinear_tf")
-#: Their defaults, which each method may override (BR, PCC and the classics read unigrams).
-TFIDF_DEFAULTS: dict[str, Any] = {
-    "max_ngram": 2,
-    "min_df": 2,
-    "max_features": 200_000,
-    "sublinear_tf": True,
-}
-#: Types and ranges of :data:`TFIDF_DEFAULTS` (``max_features`` null: every term).
-TFIDF_SPECS: dict[str, Param] = {
-    "max_ngram": Param("int", low=1),
-    "min_df": Param("int", low=1),
-    "max_features": Param("int", low=1, none_ok=True),
-    "sublinear_tf": Param("bool"),
-}
-
-
-def suggest_tfidf(trial: Any) -> dict[str, Any]:
-    """The featurisation part of a TF-IDF method's Optuna search space."""
-    return {
-        "max_ngram": trial.suggest_int("max_ngram", 1, 2),
-        "min_df": trial.suggest_int("min_df", 1, 5),
-        "sublinear_tf": trial.suggest_categorical("sublinear_tf", [True, False]),
-    }
-
 #: Bumped whenever the vectorizer's construction changes, so old disk entries stop matching.
 FEATURISER_VERSION = 1
 MEMORY_ENTRIES = 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlbench.methods.classics import C_SPEC, CLASSIC_SPECS, CLASSIC_TFIDF, ClassicMethod, linear_svc
-from mlbench.methods.features import suggest_tfidf
+from mlbench.methods.tfidf import suggest_tfidf
 
 
 class LabelPowerset(ClassicMethod):

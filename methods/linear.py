@@ -27,7 +27,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mlbench.methods.features import TFIDF_DEFAULTS, TFIDF_SPECS, suggest_tfidf  # noqa: F401  (plugins' old import)
 
 #: LIBLINEAR's stopping tolerance (its own default for ``-s 0``). Chosen on validation micro-F1 by
 #: ``benchmarks/solver_tolerance.py`` (reports/performance/solver_tolerance.md): against scikit-learn's

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from mlbench.api import Param, Split, as_binary_csr
 from mlbench.methods.classics import CLASSIC_SPECS, CLASSIC_TFIDF, ClassicMethod
-from mlbench.methods.features import suggest_tfidf
+from mlbench.methods.tfidf import suggest_tfidf
 
 
 class MLkNN(ClassicMethod):

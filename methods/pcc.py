@@ -32,7 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbench.api import FEATURES, TEXT, FitContext, Method, MlbenchError, Param, Split, as_binary_csr
-from mlbench.methods.features import TFIDF_DEFAULTS, TFIDF_SPECS, split_features, suggest_tfidf
+from mlbench.methods.features import split_features
+from mlbench.methods.tfidf import TFIDF_DEFAULTS, TFIDF_SPECS, suggest_tfidf
 from mlbench.methods.linear import (
     LiblinearRows,
     timed_cached_model,

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlbench.api import Param
 from mlbench.methods.classics import C_SPEC, CLASSIC_SPECS, CLASSIC_TFIDF, ClassicMethod, linear_svc
-from mlbench.methods.features import suggest_tfidf
+from mlbench.methods.tfidf import suggest_tfidf
 
 
 class RAkEL(ClassicMethod):

@@ -15,14 +15,19 @@ def test_code_closure_follows_project_imports_only():
     assert {"mlbench.methods.neural.method", "mlbench.methods.neural.sgm", "mlbench.methods.neural.train"} <= set(seq)
 
 
-def test_methods_without_the_logistic_solver_do_not_depend_on_its_module():
+def test_a_module_moves_the_digests_of_the_methods_that_run_it_only():
     """A change to BR/PCC's LIBLINEAR solver (its tolerance, its threads) must not stale the rows of the methods
-    that never call it: the classics (LinearSVC, ML-kNN) read their TF-IDF settings from the features module."""
+    that never call it (the classics: LinearSVC, ML-kNN), and a change to the TF-IDF settings must not stale the
+    neural methods, which import the featurisation module for feature tasks."""
     for module in ("mlbench.methods.labelpowerset", "mlbench.methods.rakel", "mlbench.methods.mlknn",
                    "mlbench.methods.classics"):
         closure = import_closure(module)
-        assert "mlbench.methods.features" in closure and "mlbench.methods.linear" not in closure, module
-    assert "mlbench.methods.linear" in import_closure("mlbench.methods.pcc")
+        assert "mlbench.methods.tfidf" in closure and "mlbench.methods.linear" not in closure, module
+    assert {"mlbench.methods.linear", "mlbench.methods.tfidf"} <= set(import_closure("mlbench.methods.pcc"))
+    for module in ("mlbench.methods.xml_cnn", "mlbench.methods.cnn_rnn", "mlbench.methods.seq2set",
+                   "mlbench.methods.sgm_minilm", "mlbench.methods.minilm"):
+        closure = import_closure(module)
+        assert "mlbench.methods.linear" not in closure and "mlbench.methods.tfidf" not in closure, module
 
 
 def test_code_digest_changes_with_a_module_of_the_closure(tmp_path, monkeypatch):
