@@ -55,6 +55,8 @@ from typing import Any
 from metrics_speed import machine  # same folder: the machine description the other benchmarks print
 
 METHODS = ("xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
+#: Back-to-back training steps under the profiler for the device-busy fraction (CUDA only).
+BUSY_STEPS = 3
 #: RCV1's shape (Lewis et al. 2004; the Seq2Set split): 103 topic labels, a 50k vocabulary, ~250 tokens.
 RCV1_SHAPE = {"n_labels": 103, "vocab_size": 50_000, "doc_len": 250}
 #: What ``--tiny`` uses (the test of this script): seconds, not minutes.
@@ -242,7 +244,7 @@ def measure_training(
 
     from mlbench.methods.neural.batching import Collator, LengthBucketSampler, iterate_batches
     from mlbench.methods.neural.text import EncodedTexts, Vocabulary
-    from mlbench.methods.neural.train import forward_loss, seed_torch
+    from mlbench.methods.neural.train import backward_step, forward_loss, seed_torch
     from mlbench.registry import get_method
 
     mem = MemorySampler()
@@ -287,7 +289,8 @@ def measure_training(
         t0 = time.perf_counter()
         order = LengthBucketSampler(texts.lengths, batch_size, shuffle=True, seed=0).batches(1)
         n_epoch_batches = len(order)
-        needed = warmup + train_batches + 1  # the last one is profiled
+        # timed one part at a time, then back to back, then (on CUDA) the device's own time; the last one profiled
+        needed = warmup + 2 * train_batches + (BUSY_STEPS if cuda else 0) + 1
         order = (order * -(-needed // len(order)))[:needed]  # a tiny corpus goes round again
         stream = iterate_batches(order, collator, num_workers=workers, pin_memory=cuda)
         first = next(stream).to(dev)
@@ -322,6 +325,18 @@ def measure_training(
                                   ("backward", t_forward, t_backward), ("update", t_backward, t_end)):
                     split[key].append(b - a)
         out[f"{phase}_split"] = {k: statistics.median(v) for k, v in split.items()}
+        # The same steps back to back, synchronised only before and after: what an epoch sees. On a GPU the host
+        # queues the next kernels while the device runs the last ones, which the per-part timing above prevents.
+        sync()
+        t = time.perf_counter()
+        for _ in range(train_batches):
+            batch = next(stream).to(dev)
+            backward_step(network, optimizer, forward_loss(optimizer, batch, loss_fn, config, dev), config)
+        sync()
+        out[f"{phase}_pipelined_step_s"] = (time.perf_counter() - t) / train_batches
+        if cuda:
+            out[f"{phase}_device_step_s"] = device_seconds(network, optimizer, stream, loss_fn, config, dev, BUSY_STEPS)
+            out[f"{phase}_device_busy"] = out[f"{phase}_device_step_s"] / out[f"{phase}_pipelined_step_s"]
         if profile:
             out[f"{phase}_profile"] = profile_step(network, optimizer, next(stream).to(dev), loss_fn, config, dev)
         stream.close()
@@ -348,6 +363,27 @@ def measure_training(
     if cuda:
         out["peak_device_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return out
+
+
+def device_seconds(network, optimizer, stream, loss_fn, config, device, steps: int) -> float:
+    """Seconds per training step during which the GPU runs kernels or copies: the profiler's device time of
+    every operator over ``steps`` back-to-back steps (batches from ``stream``), divided by ``steps``.
+
+    Divided by the step's wall time measured without the profiler (whose host-side cost would lengthen the
+    step), it is the device-busy fraction: the share of the step in which the device has work.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from mlbench.methods.neural.train import backward_step, forward_loss
+
+    batches = [next(stream).to(device) for _ in range(steps)]
+    torch.cuda.synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for batch in batches:
+            backward_step(network, optimizer, forward_loss(optimizer, batch, loss_fn, config, device), config)
+        torch.cuda.synchronize(device)
+    return sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / steps
 
 
 def profile_step(network, optimizer, batch, loss_fn, config, device, top: int = 8) -> dict[str, Any]:
@@ -479,7 +515,8 @@ def table(rows: list[list[str]], markdown: bool) -> str:
 
 def split_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     """Median seconds of each part of a training step, at the first N."""
-    rows = [["method", "step", "build batch + copy", "forward", "backward", "clip + Adam"]]
+    rows = [["method", "step", "build batch + copy", "forward", "backward", "clip + Adam", "step, back to back",
+             "device busy"]]
     first_n = results[0]["n_docs"] if results else 0
     for r in results:
         if r["n_docs"] != first_n:
@@ -488,9 +525,13 @@ def split_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             parts = r.get(f"{phase}_split")
             if parts:
                 total = sum(parts.values())
+                piped = r.get(f"{phase}_pipelined_step_s")
+                busy = r.get(f"{phase}_device_busy")
                 rows.append([r["method"] + (" RL" if phase == "rl" else ""), fmt_ms(total)]
                             + [f"{fmt_ms(parts[k])} ({100 * parts[k] / total:.0f}%)"
-                               for k in ("batch", "forward", "backward", "update")])
+                               for k in ("batch", "forward", "backward", "update")]
+                            + [fmt_ms(piped) if piped is not None else "-",
+                               f"{100 * busy:.0f}% ({fmt_ms(r[f'{phase}_device_step_s'])})" if busy is not None else "-"])
     return rows
 
 
@@ -588,7 +629,11 @@ def markdown(args: argparse.Namespace, tok: list[dict[str, Any]], train: list[di
     ]
     lines += scaling_section(tok, train)
     lines += ["", "## Where the time goes", "",
-              "The parts of a training step (medians over the timed batches, wall clock):", "",
+              "The parts of a training step (medians over the timed batches, wall clock, the device synchronised "
+              "after each part); *step, back to back*: the mean wall time of as many steps again run without "
+              "synchronising between them, as in an epoch; *device busy* (CUDA only): the device's kernel and copy "
+              f"time per step under `torch.profiler` over {BUSY_STEPS} further steps, as a share of the back-to-back "
+              "step:", "",
               table(split_rows(train), markdown=True), "",
               "`torch.profiler` over one training step after the timed ones (operators by self time, their share of "
               "the step's total self time; the profiler's own cost per operator inflates the many small ones, e.g. "

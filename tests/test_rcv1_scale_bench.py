@@ -37,6 +37,8 @@ def test_measurements_and_report_on_a_tiny_corpus(bench, tmp_path) -> None:
                                    warmup=1, infer_batches=1, workers=0, profile=True)
         assert r["n_docs"] == 400 and r["mle_docs_s"] > 0 and r["infer_docs_s"] > 0 and r["mle_profile"]["top"]
         assert r["peak_rss_mib"] > 0 and r["corpus_file_mib"] > 0
+        assert 0 < r["mle_pipelined_step_s"] < 10 * r["mle_step_s"]  # back-to-back steps, timed apart
+        assert "mle_device_busy" not in r  # a CUDA-only figure
         train.append(r)
     assert "rl_docs_s" in train[1] and "rl_docs_s" not in train[0]
     args = argparse.Namespace(preset="small", device="cpu", tiny=True, param=[], workers=0, train_batches=2,
@@ -44,6 +46,10 @@ def test_measurements_and_report_on_a_tiny_corpus(bench, tmp_path) -> None:
     report = bench.markdown(args, [tok, {**tok, "n": 800}], train, "python benchmarks/rcv1_scale.py --tiny",
                             "1.00, 1.00, 1.00", "1.00, 1.00, 1.00", 1)
     assert "No GPU was available" in report and "## Scaling in N" in report and "seq2set (RL step)" in report
+    assert "| step, back to back | device busy |" in report
+    rows = bench.split_rows([{**train[0], "mle_device_step_s": 0.5 * train[0]["mle_pipelined_step_s"],
+                              "mle_device_busy": 0.5}])
+    assert rows[1][-1].startswith("50% (") and rows[1][-2] != "-"  # how a GPU run's row reads
 
 
 def test_kernel_names_lose_their_template_arguments(bench) -> None:
