@@ -173,6 +173,9 @@ CASES = [
     case("bench linear-reuters --seeds 0 1 0 --dry-run", 2, "lists seed 0 twice"),
     case("bench {tmp}/reference_cycle.yaml", 2, "seq2set must be listed before seq2seq"),
     case("bench {tmp}/reference_missing.yaml", 2, "'@nope' names no method of the suite"),
+    # values that pass one by one but not together: the method's own check, before any cell runs
+    case("bench {tmp}/padded_without_length.yaml --dry-run", 2,
+         "method 'xml-cnn': pooling='padded' pads every document to max_len, which must then be set"),
     case("bench {tmp}/reference_self.yaml --dry-run", 2, "seq2set must be listed before seq2set"),
     case("bench {tmp}/nested_methods.yaml", 2, "'methods' must be a list of names"),
     case("bench {tmp}/bomb_seeds_message.yaml", 2, "'seeds' must be a list of integers, got ["),
@@ -197,6 +200,7 @@ SUITES = {
     "many_cells.yaml": ("methods: [br, pcc]\ntasks: [" + ", ".join(f"rcv1-trim{k}" for k in range(1, 102))
                         + "]\nseeds: [" + ", ".join(map(str, range(100))) + "]\n"),
     "repeated_seed.yaml": "methods: [br]\ntasks: [rcv1]\nseeds: [0, 1, 0]\n",
+    "padded_without_length.yaml": "methods: {xml-cnn: {pooling: padded, max_len: null}}\ntasks: [rcv1]\n",
     "repeated_task.yaml": "methods: [br]\ntasks: [rcv1, rcv1]\n",
     "reference_cycle.yaml": "methods:\n  seq2seq: {init_from: '@seq2set'}\n  seq2set: {init_from: '@seq2seq'}\ntasks: [rcv1]\n",
     "reference_missing.yaml": "methods:\n  seq2set: {init_from: '@nope'}\ntasks: [rcv1]\n",

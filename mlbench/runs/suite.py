@@ -154,9 +154,12 @@ def validate_suite(suite: Suite) -> None:
         if unknown:
             raise UsageError(f"suite {suite.name}: method {method!r} has no parameter {', '.join(unknown)}")
         try:
-            validate_params(method_cls, suite.preset, plain, given="in the suite")
+            resolved = validate_params(method_cls, suite.preset, plain, given="in the suite")
         except UsageError as exc:
             raise UsageError(f"suite {suite.name}: {exc}") from exc
+        problem = _cross_check(method_cls, suite.preset, resolved)
+        if problem:
+            raise UsageError(f"suite {suite.name}: method {method!r}: {problem}")
     for task in suite.tasks:
         check_task_name(task)
     for method, label in suite.labels.items():
@@ -167,6 +170,21 @@ def validate_suite(suite: Suite) -> None:
                              f"or + , = @ # . _ -, got {shown(label)}")
     if len(set(suite.labels.values())) < len(suite.labels):
         raise UsageError(f"suite {suite.name}: two methods have the same label")
+
+
+def _cross_check(method_cls: type, preset: str, params: dict[str, Any]) -> str:
+    """What the method's own check of its values together (``check_params``, e.g. a stride shorter than half a
+    window) says of ``params``, without making the method: making one may need packages or files that checking
+    a suite must not touch. A check that needs more than the parameters is left to the cell."""
+    check = getattr(method_cls, "check_params", None)
+    if check is None:
+        return ""
+    probe = object.__new__(method_cls)
+    probe.params, probe.preset = dict(params), preset
+    try:
+        return str(check(probe) or "")
+    except Exception:  # noqa: BLE001 - the cell will make the method and say what is wrong
+        return ""
 
 
 def cell_digest(suite: Suite, method: str) -> str:
