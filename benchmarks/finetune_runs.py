@@ -109,7 +109,7 @@ def render(data: dict[str, Any]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
-        name = r["method"] + (f"+{r['label']}" if r["label"] else "")
+        name = (r["label"] or r["method"])
         curves = []
         for prefix in ("", "rl_"):
             f1s, secs = r.get(prefix + "valid_micro_f1", []), r.get(prefix + "epoch_seconds", [])
@@ -127,7 +127,7 @@ def render(data: dict[str, Any]) -> str:
                      f"{load} | {_f(r['test_micro_f1'], '.4f')} |")
     by_method: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        by_method.setdefault(r["method"] + (f"+{r['label']}" if r["label"] else ""), []).append(r)
+        by_method.setdefault((r["label"] or r["method"]), []).append(r)
     lines += ["", "Per configuration (medians over its seeds):", ""]
     for name, group in by_method.items():
         fits = [r["fit_s"] for r in group if r["fit_s"]]

@@ -38,6 +38,9 @@ mlbench bench benchmarks/suites/reuters-trim-neural.yaml --methods xml-cnn --tas
 mlbench bench benchmarks/suites/reuters-pretrained.yaml --tasks reuters --seeds 0 1 2 3 4 -q
 mlbench bench benchmarks/suites/reuters-pretrained.yaml --tasks reuters-shuffled --seeds $SEEDS -q
 mlbench bench benchmarks/suites/reuters-rl-baselines.yaml --tasks reuters --seeds 0 1 2 3 4 -q
+# a fine-tuned transformer (CPU, one torch thread per process; reports/performance/finetune_reuters.md gives the
+# cost of each run): minilm trained end to end, then Seq2Set over each seed's fine-tuned encoder
+mlbench bench benchmarks/suites/reuters-finetuned.yaml -q
 
 # the report and its evidence (runs.csv, predictions/, tasks/, tables/); `mlbench report --from reports/reuters`
 # re-renders it without the store. --merge keeps the committed runs the store has no newer run of (the GPU
