@@ -8,7 +8,8 @@
 The runs are the cells of a suite (default ``reuters-finetuned``: ``minilm`` fine-tuned end to end, and
 ``seq2set-minilm`` over each seed's fine-tuned encoder) in one task's experiment. For each finished run the
 page gives what the store recorded while it trained: every epoch's wall time (training pass and validation
-pass) and validation micro-F1, the epoch kept, the fit and test-prediction times, the training rate (training
+pass) and validation micro-F1, the epoch kept, the fit time, the prediction time the runner records (every
+evaluated split, validation and test, labels and scores, each a pass of its own), the training rate (training
 documents per second of epoch, validation included) and the test micro-F1; Seq2Set's epochs are split into
 its MLE and RL phases (an RL epoch is one that logged a sampled reward). Memory is not in the store: with
 ``--memory-log`` (lines ``unix-seconds pid VmRSS-kB VmHWM-kB load1``, one per bench process every few
@@ -104,12 +105,12 @@ def render(data: dict[str, Any]) -> str:
         f"(`benchmarks/suites/{data['suite']}.yaml`) on `{data['task']}`, {len(rows)} finished runs in the store, "
         "each cell in a bench process of its own with one torch thread, two processes sharing the machine's two "
         "cores. How each column is measured: the docstring of `benchmarks/finetune_runs.py`.", "",
-        "| run | seed | epochs: valid micro-F1 (s) | kept | train docs/s | fit | test predict | peak RSS | load "
+        "| run | seed | epochs: valid micro-F1 (s) | kept | train docs/s | fit | predict | peak RSS | load "
         "| test micro-F1 |",
         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
-        name = (r["label"] or r["method"])
+        name = r["label"] or r["method"]
         curves = []
         for prefix in ("", "rl_"):
             f1s, secs = r.get(prefix + "valid_micro_f1", []), r.get(prefix + "epoch_seconds", [])
@@ -127,7 +128,7 @@ def render(data: dict[str, Any]) -> str:
                      f"{load} | {_f(r['test_micro_f1'], '.4f')} |")
     by_method: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        by_method.setdefault((r["label"] or r["method"]), []).append(r)
+        by_method.setdefault(r["label"] or r["method"], []).append(r)
     lines += ["", "Per configuration (medians over its seeds):", ""]
     for name, group in by_method.items():
         fits = [r["fit_s"] for r in group if r["fit_s"]]
