@@ -9,6 +9,7 @@ added: the file records every execution setting that differs.
 
     python benchmarks/rerun_envelope.py reports/reuters --threads 2                # another thread count
     python benchmarks/rerun_envelope.py reports/reuters --threads 1 --rows seq2seq  # same settings: bit for bit?
+    python benchmarks/rerun_envelope.py reports/reuters --threads 1 --rows minilm+finetune  # one row of a method
 
 A row that started from another row's model (Seq2Set's RL phase from a Seq2Seq model) is rerun from the
 rerun of that row, as the suite runs it. Rows whose runs carry no suite (a ``--param`` run, a tuned run) are
@@ -64,7 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path, help="a report folder (runs.csv, predictions/, tasks/)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the reruns (default 2)")
-    parser.add_argument("--rows", nargs="*", default=None, help="only these methods")
+    parser.add_argument("--rows", nargs="*", default=None,
+                        help="only these methods (every row of each) or rows (by the report's row name)")
     args = parser.parse_args()
 
     from mlbench.metrics import evaluate
@@ -75,7 +77,7 @@ def main() -> None:
     bundle = Bundle(args.bundle)
     base = bundle.meta["base_task"]
     rows = [r for r in bundle.records() if r.task == base and r.seed == 0 and r.method in NEURAL
-            and (args.rows is None or r.method in args.rows)]
+            and (args.rows is None or r.method in args.rows or r.row_name in args.rows)]
     known = suites_by_digest()
     plan: dict[tuple[str, str], list] = {}
     for r in rows:

@@ -93,6 +93,18 @@ def test_a_stored_cell_reruns_when_its_code_digest_changed(tracker, monkeypatch)
     assert "-> 0123456789ab" in lines[-1] and "code:" in lines[-1]
 
 
+def test_bench_methods_keeps_the_labels_of_the_methods_kept(tmp_path, capsys):
+    """--methods on a suite that labels several methods (benchmarks/rerun_envelope.py reruns one of them)."""
+    from mlbench.cli.main import main
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nmethods: {br: {C: 10}, pcc: {}}\ntasks: [synthetic]\nseeds: [0]\n"
+                     "labels: {br: br-strong, pcc: pcc-plain}\n")
+    assert main(["bench", str(suite), "--methods", "br", "--dry-run", "-q",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]) == 0
+    assert "1 to run, 0 already complete" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_bench_dry_run_lists_the_cells_without_running_them(tracker, capsys):
     from mlbench.cli.main import main

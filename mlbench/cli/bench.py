@@ -53,6 +53,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         suite.seeds = list(args.seeds)
     if args.methods:
         suite.methods = {m: suite.methods.get(m, {}) for m in args.methods}
+        suite.labels = {m: label for m, label in suite.labels.items() if m in suite.methods}
     if args.tasks:
         suite.tasks = list(args.tasks)
     suite.tasks = [options.canonical_task(t) for t in suite.tasks]  # a path task is stored under one name
