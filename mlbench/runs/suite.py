@@ -173,8 +173,8 @@ def validate_suite(suite: Suite) -> None:
 
 
 def _cross_check(method_cls: type, preset: str, params: dict[str, Any]) -> str:
-    """What the method's own check of its values together (``check_params``, e.g. a stride shorter than half a
-    window) says of ``params``, without making the method: making one may need packages or files that checking
+    """What the method's own check of its values together (``check_params``, e.g. a stride of half a window or
+    more) says of ``params``, without making the method: making one may need packages or files that checking
     a suite must not touch. A check that needs more than the parameters is left to the cell."""
     check = getattr(method_cls, "check_params", None)
     if check is None:
