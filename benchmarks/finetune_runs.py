@@ -4,6 +4,7 @@
         --out reports/performance/finetune_reuters.md
     python benchmarks/finetune_runs.py --from reports/performance/finetune_reuters.json \\
         --out reports/performance/finetune_reuters.md          # re-renders the page from its evidence
+    python benchmarks/finetune_runs.py --sample mem.log        # the memory log, beside the bench workers
 
 The runs are the cells of a suite (default ``reuters-finetuned``: ``minilm`` fine-tuned end to end, and
 ``seq2set-minilm`` over each seed's fine-tuned encoder) in one task's experiment. For each finished run the
@@ -13,7 +14,7 @@ evaluated split, validation and test, labels and scores, each a pass of its own)
 documents per second of epoch, validation included) and the test micro-F1; Seq2Set's epochs are split into
 its MLE and RL phases (an RL epoch is one that logged a sampled reward). Memory is not in the store: with
 ``--memory-log`` (lines ``unix-seconds pid VmRSS-kB VmHWM-kB load1``, one per bench process every few
-seconds, as ``ps``/``/proc`` sampling writes them) each run gets the highest resident size its process
+seconds, as ``--sample`` writes them while the workers run) each run gets the highest resident size its process
 showed while the run was open (the process is the one the run's claim names, ``host:pid:...``) and the range
 of the machine's load over the run. The extracted figures are written beside the page as JSON, so the page
 re-renders without the store.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -35,6 +37,51 @@ from tables import command_line, write_text
 CURVES = ("valid_micro_f1", "epoch_seconds")
 #: logged only by Seq2Set's RL epochs, which continue the MLE phase's epoch numbering: it tells the phases apart
 RL_MARKER = "train_reward_sample"
+
+
+def bench_processes(match: str = "mlbench bench") -> list[int]:
+    """Pids of the processes whose command line contains ``match`` (from ``/proc``), this one left out."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if match in cmdline:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def sample_line(pid: int, now: float, load: float) -> str | None:
+    """``unix-seconds pid VmRSS-kB VmHWM-kB load1`` for a live process, None when it is gone."""
+    try:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        rss, hwm = status["VmRSS"].split()[0], status["VmHWM"].split()[0]
+    except (OSError, KeyError, IndexError):
+        return None
+    return f"{now:.0f} {pid} {rss} {hwm} {load:.2f}"
+
+
+def sample(log: Path, every: float, match: str = "mlbench bench", wait: float = 600.0) -> int:
+    """Append a line per bench process to ``log`` every ``every`` seconds; stop once every process seen has
+    ended (or when none shows up within ``wait`` seconds). Returns the number of lines written."""
+    import time
+
+    written, seen, start = 0, False, time.time()
+    while True:
+        pids = bench_processes(match)
+        if not pids and (seen or time.time() - start > wait):
+            return written
+        seen = seen or bool(pids)
+        now, load = time.time(), os.getloadavg()[0]
+        lines = [line for line in (sample_line(pid, now, load) for pid in pids) if line]
+        if lines:
+            with log.open("a") as fh:
+                fh.write("\n".join(lines) + "\n")
+            written += len(lines)
+        time.sleep(every)
 
 
 def read_memory_log(path: Path) -> dict[int, list[tuple[float, float, float]]]:
@@ -84,6 +131,7 @@ def collect(tracking_uri: str, suite: str, task: str, memory: dict[int, list[tup
                     row[prefix + key] = [m.value for m in part]
         owner = tags.get("mlbench.claim_owner", "")
         pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
+        row["process"] = pid
         if memory is not None and pid.isdigit():
             seen = [(rss, load) for t, rss, load in memory.get(int(pid), []) if row["start"] <= t <= row["end"]]
             if seen:
@@ -97,14 +145,24 @@ def _f(value: Any, fmt: str, missing: str = "–") -> str:
     return missing if value is None else format(value, fmt)
 
 
+def _processes(rows: list[dict[str, Any]]) -> str:
+    """How the runs shared the machine: from the bench processes their claims name (older pages: two)."""
+    pids = {r["process"] for r in rows if r.get("process")}
+    if not any("process" in r for r in rows) or len(pids) == 2:
+        return ("each cell in a bench process of its own with one torch thread, two processes sharing the machine's "
+                "two cores.")
+    if len(pids) == 1:
+        return "run one after the other by one bench process with one torch thread."
+    return f"each cell in one of {len(pids)} bench processes with one torch thread each."
+
+
 def render(data: dict[str, Any]) -> str:
     rows = data["runs"]
     lines = [
         f"# {data['title']}", "",
         f"Generated by `{data['command']}` ({data['generated']}). The runs: suite `{data['suite']}` "
         f"(`benchmarks/suites/{data['suite']}.yaml`) on `{data['task']}`, {len(rows)} finished runs in the store, "
-        "each cell in a bench process of its own with one torch thread, two processes sharing the machine's two "
-        "cores. How each column is measured: the docstring of `benchmarks/finetune_runs.py`.", "",
+        + _processes(rows) + " How each column is measured: the docstring of `benchmarks/finetune_runs.py`.", "",
         "| run | seed | epochs: valid micro-F1 (s) | kept | train docs/s | fit | predict | peak RSS | load "
         "| test micro-F1 |",
         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
@@ -154,8 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default="reuters")
     parser.add_argument("--memory-log", type=Path, help="a sampler log: unix-seconds pid VmRSS-kB VmHWM-kB load1")
     parser.add_argument("--from", dest="source", type=Path, help="re-render from a JSON this script wrote")
-    parser.add_argument("--out", type=Path, required=True, help="the Markdown page (the JSON goes beside it)")
+    parser.add_argument("--out", type=Path, help="the Markdown page (the JSON goes beside it)")
+    parser.add_argument("--sample", type=Path, metavar="LOG",
+                        help="instead: write --memory-log lines for every 'mlbench bench' process until they end")
+    parser.add_argument("--every", type=float, default=20.0, help="seconds between samples (with --sample)")
     args = parser.parse_args(argv)
+    if args.sample is not None:
+        print(f"{sample(args.sample, args.every)} lines written to {args.sample}")
+        return 0
+    if args.out is None:
+        parser.error("--out is needed")
     if args.source is not None:
         data = json.loads(args.source.read_text())
     else:
@@ -167,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
 
         n_train = len(get_task(args.task).train)
         memory = read_memory_log(args.memory_log) if args.memory_log else None
+        runs = collect(args.tracking_uri, args.suite, args.task, memory, n_train)
+        decoder = " and Seq2Set over its encoder" if any(r["method"].startswith("seq2set") for r in runs) else ""
         data = {
-            "title": f"Fine-tuned MiniLM on {args.task} and Seq2Set over its encoder: cost per run on this CPU",
+            "title": f"Fine-tuned MiniLM on {args.task}{decoder}: cost per run on this CPU",
             "command": command_line("finetune_runs.py", argv), "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "suite": args.suite, "task": args.task, "machine": machine(),
-            "runs": collect(args.tracking_uri, args.suite, args.task, memory, n_train),
+            "runs": runs,
         }
         write_text(args.out.with_suffix(".json"), json.dumps(data, indent=1) + "\n")
     write_text(args.out, render(data))

@@ -39,6 +39,7 @@ training step per method (and one RL step) is profiled with
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -53,10 +54,9 @@ from typing import Any
 
 
 from metrics_speed import machine  # same folder: the machine description the other benchmarks print
+from step_timing import BUSY_STEPS, profile_step, time_steps  # same folder: one training step taken apart
 
 METHODS = ("xml-cnn", "cnn-rnn", "seq2seq", "seq2set")
-#: Back-to-back training steps under the profiler for the device-busy fraction (CUDA only).
-BUSY_STEPS = 3
 #: RCV1's shape (Lewis et al. 2004; the Seq2Set split): 103 topic labels, a 50k vocabulary, ~250 tokens.
 RCV1_SHAPE = {"n_labels": 103, "vocab_size": 50_000, "doc_len": 250}
 #: What ``--tiny`` uses (the test of this script): seconds, not minutes.
@@ -244,7 +244,7 @@ def measure_training(
 
     from mlbench.methods.neural.batching import Collator, LengthBucketSampler, iterate_batches
     from mlbench.methods.neural.text import EncodedTexts, Vocabulary
-    from mlbench.methods.neural.train import backward_step, forward_loss, seed_torch
+    from mlbench.methods.neural.train import seed_torch
     from mlbench.registry import get_method
 
     mem = MemorySampler()
@@ -292,57 +292,25 @@ def measure_training(
         # timed one part at a time, then back to back, then (on CUDA) the device's own time; the last one profiled
         needed = warmup + 2 * train_batches + (BUSY_STEPS if cuda else 0) + 1
         order = (order * -(-needed // len(order)))[:needed]  # a tiny corpus goes round again
-        stream = iterate_batches(order, collator, num_workers=workers, pin_memory=cuda)
-        first = next(stream).to(dev)
+        source = iterate_batches(order, collator, num_workers=workers, pin_memory=cuda)
+        first = next(source).to(dev)
         sync()
         if phase == "mle":
             out["first_batch_s"] = time.perf_counter() - t0
-        pending = [first]
-        rates, times = [], []
-        split: dict[str, list[float]] = {"batch": [], "forward": [], "backward": [], "update": []}
-        for step in range(warmup + train_batches):
-            # the steps of train.forward_loss and train.backward_step, timed one by one
-            t = time.perf_counter()
-            batch = pending.pop() if pending else next(stream).to(dev)
-            sync()
-            t_batch = time.perf_counter()
-            loss = forward_loss(optimizer, batch, loss_fn, config, dev)
-            sync()
-            t_forward = time.perf_counter()
-            loss.backward()
-            sync()
-            t_backward = time.perf_counter()
-            if config.clip_norm:
-                torch.nn.utils.clip_grad_norm_(network.parameters(), config.clip_norm)
-            optimizer.step()
-            sync()
-            t_end = time.perf_counter()
-            mem.sample()
-            if step >= warmup:
-                rates.append(len(batch.index) / (t_end - t))
-                times.append(t_end - t)
-                for key, a, b in (("batch", t, t_batch), ("forward", t_batch, t_forward),
-                                  ("backward", t_forward, t_backward), ("update", t_backward, t_end)):
-                    split[key].append(b - a)
-        out[f"{phase}_split"] = {k: statistics.median(v) for k, v in split.items()}
-        # The same steps back to back, synchronised only before and after: what an epoch sees. On a GPU the host
-        # queues the next kernels while the device runs the last ones, which the per-part timing above prevents.
-        sync()
-        t = time.perf_counter()
-        for _ in range(train_batches):
-            batch = next(stream).to(dev)
-            backward_step(network, optimizer, forward_loss(optimizer, batch, loss_fn, config, dev), config)
-        sync()
-        out[f"{phase}_pipelined_step_s"] = (time.perf_counter() - t) / train_batches
+        stream = itertools.chain([first], source)  # the first batch is the first step's
+        timing = time_steps(network, optimizer, stream, loss_fn, config, dev, warmup=warmup, steps=train_batches,
+                            after_step=mem.sample, busy_steps=BUSY_STEPS if cuda else 0)
+        out[f"{phase}_split"] = timing["split"]
+        out[f"{phase}_pipelined_step_s"] = timing["pipelined_step_s"]
         if cuda:
-            out[f"{phase}_device_step_s"] = device_seconds(network, optimizer, stream, loss_fn, config, dev, BUSY_STEPS)
-            out[f"{phase}_device_busy"] = out[f"{phase}_device_step_s"] / out[f"{phase}_pipelined_step_s"]
+            out[f"{phase}_device_step_s"] = timing["device_step_s"]
+            out[f"{phase}_device_busy"] = timing["device_busy"]
         if profile:
             out[f"{phase}_profile"] = profile_step(network, optimizer, next(stream).to(dev), loss_fn, config, dev)
-        stream.close()
-        out[f"{phase}_docs_s"] = statistics.median(rates)
-        out[f"{phase}_step_s"] = statistics.median(times)
-        out[f"{phase}_epoch_s"] = n_epoch_batches * batch_size / statistics.median(rates)
+        source.close()
+        out[f"{phase}_docs_s"] = timing["docs_s"]
+        out[f"{phase}_step_s"] = timing["step_s"]
+        out[f"{phase}_epoch_s"] = n_epoch_batches * batch_size / timing["docs_s"]
         mem.sample()
 
     # inference: the method's own prediction path over the first evaluation batches
@@ -363,53 +331,6 @@ def measure_training(
     if cuda:
         out["peak_device_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return out
-
-
-def device_seconds(network, optimizer, stream, loss_fn, config, device, steps: int) -> float:
-    """Seconds per training step during which the GPU runs kernels or copies: the profiler's device time of
-    every operator over ``steps`` back-to-back steps (batches from ``stream``), divided by ``steps``.
-
-    Divided by the step's wall time measured without the profiler (whose host-side cost would lengthen the
-    step), it is the device-busy fraction: the share of the step in which the device has work.
-    """
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from mlbench.methods.neural.train import backward_step, forward_loss
-
-    batches = [next(stream).to(device) for _ in range(steps)]
-    torch.cuda.synchronize(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for batch in batches:
-            backward_step(network, optimizer, forward_loss(optimizer, batch, loss_fn, config, device), config)
-        torch.cuda.synchronize(device)
-    return sum(e.self_device_time_total for e in prof.key_averages()) / 1e6 / steps
-
-
-def profile_step(network, optimizer, batch, loss_fn, config, device, top: int = 8) -> dict[str, Any]:
-    """One training step under ``torch.profiler``: the operators with the most self time."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from mlbench.methods.neural.train import backward_step, forward_loss
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        loss = forward_loss(optimizer, batch, loss_fn, config, device)
-        backward_step(network, optimizer, loss, config)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    events = prof.key_averages()
-    use_device = device.type == "cuda"
-    attr = "self_device_time_total" if use_device else "self_cpu_time_total"
-    total = sum(getattr(e, attr) for e in events) or 1.0
-    rows = sorted(events, key=lambda e: getattr(e, attr), reverse=True)[:top]
-    return {
-        "clock": "device" if use_device else "cpu",
-        "total_ms": total / 1000,
-        "top": [{"op": e.key, "ms": getattr(e, attr) / 1000, "share": getattr(e, attr) / total, "calls": e.count}
-                for e in rows],
-    }
 
 
 # ------------------------------------------------------------------ processes

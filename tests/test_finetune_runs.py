@@ -69,6 +69,10 @@ def test_runs_of_the_suite_with_their_curves_memory_and_load(bench, tmp_path) ->
     s2s_line = next(x for x in page.splitlines() if x.startswith("| seq2set-minilm | 0 |"))  # no label: the method
     assert "MLE 0.8000 (900), 0.8500 (960); RL 0.8700 (120) | – | – |" in s2s_line
     assert "an RL epoch 2.0 min" in page
+    assert "two processes sharing the machine's two cores" in page  # the claims name pids 11 and 12
+    alone = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
+                          "task": "reuters", "machine": {}, "runs": [tuned]})
+    assert "run one after the other by one bench process" in alone
 
 
 def test_the_page_re_renders_from_its_json(bench, tmp_path) -> None:
@@ -80,3 +84,21 @@ def test_the_page_re_renders_from_its_json(bench, tmp_path) -> None:
     again = tmp_path / "again.md"
     assert bench.main(["--from", str(out.with_suffix(".json")), "--out", str(again)]) == 0
     assert again.read_text() == first
+
+
+def test_sample_mode_writes_the_lines_the_page_reads(bench, tmp_path):
+    import subprocess
+
+    marker = "finetune-runs-sampler-test"
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(1.5)  # {marker}"])
+    log = tmp_path / "mem.log"
+    try:
+        written = bench.sample(log, every=0.2, match=marker, wait=5)
+    finally:
+        child.wait()
+    assert written >= 2  # it sampled while the process lived, and stopped when it ended
+    memory = bench.read_memory_log(log)
+    assert list(memory) == [child.pid]
+    assert all(rss > 0 and load >= 0 for _, rss, load in memory[child.pid])
+    assert max(rss for _, rss, _ in memory[child.pid]) > 4  # MiB (VmRSS is in kB): a Python process, once loaded
+    assert bench.sample(tmp_path / "none.log", every=0.1, match="no-such-process-anywhere", wait=0.3) == 0
