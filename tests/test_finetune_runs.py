@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("finetune_runs")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load("finetune_runs")
 
 
 def _store(tmp_path: Path) -> str:

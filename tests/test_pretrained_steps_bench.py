@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from benchmark_scripts import load  # noqa: E402
 from tiny_models import build_tiny_encoder  # noqa: E402
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("pretrained_steps")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load("pretrained_steps")
 
 
 @pytest.mark.slow
@@ -56,11 +47,7 @@ def test_host_parts_are_timed_apart_and_the_page_re_renders(bench, tmp_path, mon
 
 
 def test_the_step_timer_takes_host_work_out_of_the_forward_pass():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        step_timing = importlib.import_module("step_timing")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    step_timing = load("step_timing")
     import time
 
     import numpy as np

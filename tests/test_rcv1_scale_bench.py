@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("rcv1_scale")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load("rcv1_scale")
 
 
 def test_measurements_and_report_on_a_tiny_corpus(bench, tmp_path) -> None:
