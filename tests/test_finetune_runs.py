@@ -66,7 +66,11 @@ def test_runs_of_the_suite_with_their_curves_memory_and_load(bench, tmp_path) ->
     assert "two processes sharing the machine's two cores" in page  # the claims name pids 11 and 12
     alone = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
                           "task": "reuters", "machine": {}, "runs": [tuned]})
-    assert "run one after the other by one bench process" in alone
+    assert "run one after the other by one bench process" in alone and "1 finished run in" in alone
+    assert "(1 seed)" in alone and "CPU kernels" not in alone  # the level is said only when the runs recorded it
+    avx = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
+                        "task": "reuters", "machine": {}, "runs": [{**tuned, "cpu_capability": "AVX512"}]})
+    assert "Torch's CPU kernels: AVX512." in avx
 
 
 def test_the_page_re_renders_from_its_json(bench, tmp_path) -> None:
