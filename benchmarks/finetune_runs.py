@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="the store holding the suite's runs")
     parser.add_argument("--suite", default="reuters-finetuned")
     parser.add_argument("--task", default="reuters")
+    parser.add_argument("--title", help="the page's title (default: what the runs are and where they ran)")
     parser.add_argument("--memory-log", type=Path, help="a sampler log: unix-seconds pid VmRSS-kB VmHWM-kB load1")
     parser.add_argument("--from", dest="source", type=Path, help="re-render from a JSON this script wrote")
     parser.add_argument("--out", type=Path, help="the Markdown page (the JSON goes beside it)")
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = collect(args.tracking_uri, args.suite, args.task, memory, n_train)
         decoder = " and Seq2Set over its encoder" if any(r["method"].startswith("seq2set") for r in runs) else ""
         data = {
-            "title": f"Fine-tuned MiniLM on {args.task}{decoder}: cost per run on this CPU",
+            "title": args.title or f"Fine-tuned MiniLM on {args.task}{decoder}: cost per run on this CPU",
             "command": command_line("finetune_runs.py", argv), "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "suite": args.suite, "task": args.task, "machine": machine(),
             "runs": runs,

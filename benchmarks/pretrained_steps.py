@@ -289,13 +289,20 @@ def main(argv: list[str] | None = None) -> int:
 
         from mlbench.methods.neural.token_cache import CACHE_ENV
 
-        os.environ[CACHE_ENV] = "off"  # setup computes the token states every time: no disk cache between rows
         torch.set_num_threads(args.threads)
         keys = [c for c in args.configs.split(",") if c]
         unknown = [c for c in keys if c not in CONFIGS]
         if unknown:
             parser.error(f"unknown configuration(s) {unknown}; known: {list(CONFIGS)}")
-        rows = [row for key in keys for row in measure(key, args)]
+        before = os.environ.get(CACHE_ENV)
+        os.environ[CACHE_ENV] = "off"  # setup computes the token states every time: no disk cache between rows
+        try:
+            rows = [row for key in keys for row in measure(key, args)]
+        finally:  # a caller's process (a test) keeps its own setting
+            if before is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = before
         data = {
             "title": f"Pretrained-encoder methods on {args.task}: host time per training step",
             "command": command_line("pretrained_steps.py", argv),

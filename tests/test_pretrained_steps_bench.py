@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -19,7 +20,10 @@ def bench():
 
 @pytest.mark.slow
 def test_host_parts_are_timed_apart_and_the_page_re_renders(bench, tmp_path, monkeypatch):
+    from mlbench.methods.neural.token_cache import CACHE_ENV
+
     monkeypatch.setenv("MLBENCH_DATA", str(tmp_path / "home"))
+    cache_setting = os.environ.get(CACHE_ENV)
     (tmp_path / "tiny-bert").mkdir()
     encoder = build_tiny_encoder(tmp_path / "tiny-bert")
     out = tmp_path / "steps.md"
@@ -39,6 +43,7 @@ def test_host_parts_are_timed_apart_and_the_page_re_renders(bench, tmp_path, mon
         assert 0 < bench.host_share(r) < 1
         if key[0] == "seq2set-minilm":  # the decoders read their token states on the host, inside forward
             assert parts["state rows"] > 0
+    assert os.environ.get(CACHE_ENV) == cache_setting  # the benchmark turned the disk cache off for itself only
     page = out.read_text()
     assert "| seq2set-minilm (small preset) | RL |" in page and "host share" in page
     again = tmp_path / "again.md"
