@@ -147,14 +147,21 @@ def _f(value: Any, fmt: str, missing: str = "–") -> str:
 
 
 def _processes(rows: list[dict[str, Any]]) -> str:
-    """How the runs shared the machine: from the bench processes their claims name (older pages: two)."""
-    pids = {r["process"] for r in rows if r.get("process")}
-    if not any("process" in r for r in rows) or len(pids) == 2:
+    """How the runs shared the machine: from the bench processes their claims name and the runs' open times
+    (pages rendered before runs recorded their process: two processes side by side, as those ran)."""
+    if not any("process" in r for r in rows):
         return ("each cell in a bench process of its own with one torch thread, two processes sharing the machine's "
                 "two cores.")
-    if len(pids) == 1:
-        return "run one after the other by one bench process with one torch thread."
-    return f"each cell in one of {len(pids)} bench processes with one torch thread each."
+    pids = {r["process"] for r in rows if r.get("process")}
+    side_by_side = any(a["start"] < b["end"] and b["start"] < a["end"]
+                       for i, a in enumerate(rows) for b in rows[i + 1:] if a.get("process") != b.get("process"))
+    if not side_by_side:
+        n = len(pids)
+        return f"run one at a time by {n if n != 1 else 'one'} bench process{'es' if n != 1 else ''} with one torch thread."
+    if len(pids) == 2:
+        return ("each cell in a bench process of its own with one torch thread, two processes sharing the machine's "
+                "two cores.")
+    return f"each cell in one of {len(pids)} bench processes running side by side, one torch thread each."
 
 
 def _capability(rows: list[dict[str, Any]]) -> str:

@@ -66,7 +66,11 @@ def test_runs_of_the_suite_with_their_curves_memory_and_load(bench, tmp_path) ->
     assert "two processes sharing the machine's two cores" in page  # the claims name pids 11 and 12
     alone = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
                           "task": "reuters", "machine": {}, "runs": [tuned]})
-    assert "run one after the other by one bench process" in alone and "1 finished run in" in alone
+    assert "run one at a time by one bench process" in alone and "1 finished run in" in alone
+    later = {**tuned, "process": "99", "start": tuned["end"] + 1, "end": tuned["end"] + 2}
+    apart = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
+                          "task": "reuters", "machine": {}, "runs": [tuned, later]})
+    assert "run one at a time by 2 bench processes" in apart  # two processes, never open together
     assert "(1 seed)" in alone and "CPU kernels" not in alone  # the level is said only when the runs recorded it
     avx = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
                         "task": "reuters", "machine": {}, "runs": [{**tuned, "cpu_capability": "AVX512"}]})
