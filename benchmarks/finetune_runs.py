@@ -158,9 +158,6 @@ def _processes(rows: list[dict[str, Any]]) -> str:
     if not side_by_side:
         n = len(pids)
         return f"run one at a time by {n if n != 1 else 'one'} bench process{'es' if n != 1 else ''} with one torch thread."
-    if len(pids) == 2:
-        return ("each cell in a bench process of its own with one torch thread, two processes sharing the machine's "
-                "two cores.")
     return f"each cell in one of {len(pids)} bench processes running side by side, one torch thread each."
 
 

@@ -22,8 +22,9 @@ the ``Collator`` for the decoders) and its copy to the device; ``state rows`` is
 token states from the table inside the decoders' forward pass (timed by wrapping the table's row lookup, and
 taken out of the forward time); then forward, backward and the update. The host's share of a step is
 ``batch`` plus ``state rows`` over the whole step. Steps follow the methods' length-bucketed order;
-``--warmup`` steps are not kept; the table gives medians over ``--steps`` steps and then the same number of
-steps back to back. On CUDA, the device-busy fraction as in rcv1_scale.py.
+``--warmup`` steps are not kept; the table gives each part's mean over ``--steps`` steps (batches differ in
+length, so a mean, which the host share is a ratio of, not a median) and the mean step when the same batches run
+again back to back. On CUDA, the device-busy fraction as in rcv1_scale.py.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_runs_of_the_suite_with_their_curves_memory_and_load(bench, tmp_path) ->
     s2s_line = next(x for x in page.splitlines() if x.startswith("| seq2set-minilm | 0 |"))  # no label: the method
     assert "MLE 0.8000 (900), 0.8500 (960); RL 0.8700 (120) | – | – |" in s2s_line
     assert "an RL epoch 2.0 min" in page
-    assert "two processes sharing the machine's two cores" in page  # the claims name pids 11 and 12
+    assert "each cell in one of 2 bench processes running side by side" in page  # claims of pids 11 and 12
     alone = bench.render({"title": "t", "command": "c", "generated": "g", "suite": "reuters-finetuned",
                           "task": "reuters", "machine": {}, "runs": [tuned]})
     assert "run one at a time by one bench process" in alone and "1 finished run in" in alone
